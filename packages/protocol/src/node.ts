@@ -1,0 +1,145 @@
+/**
+ * `@valise/protocol/node`: the native provider on `node:crypto`. Browsers never load this file.
+ *
+ * Importing a raw key into OpenSSL costs about as much as the operation itself, so imported
+ * keys are cached: secret keys by the identity of the caller's array (checked against a copy,
+ * so a wiped or reused array is never served a stale key), public keys by value in a bounded map.
+ */
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
+import { equalBytes } from './bytes.js';
+import { CryptoError } from './errors.js';
+import { AeadId, type CryptoProvider, useProvider } from './provider.js';
+
+const PKCS8_PREFIX = {
+  x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+  ed25519: Buffer.from('302e020100300506032b657004220420', 'hex'),
+};
+const SPKI_PREFIX = {
+  x25519: Buffer.from('302a300506032b656e032100', 'hex'),
+  ed25519: Buffer.from('302a300506032b6570032100', 'hex'),
+};
+type Curve = keyof typeof PKCS8_PREFIX;
+
+const secretCache = { x25519: new WeakMap(), ed25519: new WeakMap() } as Record<
+  Curve,
+  WeakMap<Uint8Array, { copy: Uint8Array; key: KeyObject }>
+>;
+
+function secretKeyObject(curve: Curve, sk: Uint8Array): KeyObject {
+  if (sk.length !== 32) throw new CryptoError(`${curve} secret key: expected 32 bytes, got ${sk.length}`);
+  const hit = secretCache[curve].get(sk);
+  if (hit && equalBytes(hit.copy, sk)) return hit.key;
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX[curve], sk]), format: 'der', type: 'pkcs8' });
+  secretCache[curve].set(sk, { copy: Uint8Array.from(sk), key });
+  return key;
+}
+
+const PUBLIC_CACHE_SIZE = 4096;
+const publicCache = { x25519: new Map<string, KeyObject>(), ed25519: new Map<string, KeyObject>() };
+
+function publicKeyObject(curve: Curve, pk: Uint8Array): KeyObject {
+  if (pk.length !== 32) throw new CryptoError(`${curve} public key: expected 32 bytes, got ${pk.length}`);
+  const cache = publicCache[curve];
+  const id = Buffer.from(pk.buffer, pk.byteOffset, pk.byteLength).toString('latin1');
+  let key = cache.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX[curve], pk]), format: 'der', type: 'spki' });
+    if (cache.size >= PUBLIC_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    cache.set(id, key);
+  }
+  return key;
+}
+
+function rawPublic(curve: Curve, sk: Uint8Array): Uint8Array {
+  const der = createPublicKey(secretKeyObject(curve, sk)).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(der.subarray(SPKI_PREFIX[curve].length));
+}
+
+/** A plain Uint8Array copy of a Buffer, so results compare equal to the noble provider's. */
+const plain = (b: Buffer): Uint8Array => new Uint8Array(b);
+
+function cipherName(alg: AeadId): 'chacha20-poly1305' | 'aes-128-gcm' {
+  if (alg === AeadId.ChaCha20Poly1305) return 'chacha20-poly1305';
+  if (alg === AeadId.Aes128Gcm) return 'aes-128-gcm';
+  throw new CryptoError(`unsupported AEAD ${alg as number}`);
+}
+
+function checkAeadSizes(alg: AeadId, key: Uint8Array, nonce: Uint8Array): void {
+  const keyLen = alg === AeadId.Aes128Gcm ? 16 : 32;
+  if (key.length !== keyLen) throw new CryptoError(`AEAD key: expected ${keyLen} bytes, got ${key.length}`);
+  if (nonce.length !== 12) throw new CryptoError(`AEAD nonce: expected 12 bytes, got ${nonce.length}`);
+}
+
+export const nodeProvider: CryptoProvider = {
+  name: 'node',
+  sha256: (data) => plain(createHash('sha256').update(data).digest()),
+  sha512: (data) => plain(createHash('sha512').update(data).digest()),
+  hmacSha256: (key, data) => plain(createHmac('sha256', key).update(data).digest()),
+  x25519PublicKey: (sk) => rawPublic('x25519', sk),
+  x25519(sk, pk) {
+    try {
+      return plain(diffieHellman({ privateKey: secretKeyObject('x25519', sk), publicKey: publicKeyObject('x25519', pk) }));
+    } catch (cause) {
+      // OpenSSL refuses an all-zero result (a low-order public key), as RFC 9180 §7.1.4 requires.
+      throw new CryptoError('X25519 failed: low-order or invalid public key', { cause });
+    }
+  },
+  ed25519PublicKey: (sk) => rawPublic('ed25519', sk),
+  ed25519Sign: (msg, sk) => plain(sign(null, msg, secretKeyObject('ed25519', sk))),
+  ed25519Verify(sig, msg, pk) {
+    if (sig.length !== 64) return false;
+    try {
+      return verify(null, msg, publicKeyObject('ed25519', pk), sig);
+    } catch {
+      return false;
+    }
+  },
+  aeadSeal(alg, key, nonce, pt, aad) {
+    checkAeadSizes(alg, key, nonce);
+    const c = createCipheriv(cipherName(alg) as 'chacha20-poly1305', key, nonce, { authTagLength: 16 });
+    c.setAAD(aad, { plaintextLength: pt.length });
+    const head = c.update(pt);
+    const tail = c.final();
+    const out = new Uint8Array(head.length + tail.length + 16);
+    out.set(head, 0);
+    out.set(tail, head.length);
+    out.set(c.getAuthTag(), head.length + tail.length);
+    return out;
+  },
+  aeadOpen(alg, key, nonce, ct, aad) {
+    checkAeadSizes(alg, key, nonce);
+    if (ct.length < 16) return null;
+    const body = ct.subarray(0, ct.length - 16);
+    try {
+      const d = createDecipheriv(cipherName(alg) as 'chacha20-poly1305', key, nonce, { authTagLength: 16 });
+      d.setAuthTag(ct.subarray(ct.length - 16));
+      d.setAAD(aad, { plaintextLength: body.length });
+      const head = d.update(body);
+      const tail = d.final();
+      const out = new Uint8Array(head.length + tail.length);
+      out.set(head, 0);
+      out.set(tail, head.length);
+      return out;
+    } catch {
+      return null;
+    }
+  },
+};
+
+/** Makes every Valise operation in this process use native `node:crypto`. */
+export function useNodeCrypto(): void {
+  useProvider(nodeProvider);
+}
+
+export { nodeProvider as provider };

@@ -1,0 +1,111 @@
+/**
+ * The crypto provider: every primitive Valise needs, behind one small synchronous interface.
+ *
+ * Two implementations give the same bytes: {@link nobleProvider} (pure TypeScript on the
+ * audited `@noble/*` libraries, runs everywhere) and `nodeProvider` from `@valise/protocol/node`
+ * (native `node:crypto`, many times faster for public-key work and large bodies).
+ * Everything is synchronous on purpose: an async hop per operation costs more than the
+ * operation itself (see DESIGN.md, performance principles).
+ *
+ * Primitives without a native Node implementation (ML-KEM, SHA-3, XChaCha20) are not part of
+ * the interface; they always come from `@noble/*`.
+ */
+import { gcm } from '@noble/ciphers/aes.js';
+import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { CryptoError } from './errors.js';
+
+/** AEAD algorithms by their HPKE code point (RFC 9180 §7.3). */
+export const AeadId = {
+  Aes128Gcm: 0x0001,
+  ChaCha20Poly1305: 0x0003,
+} as const;
+export type AeadId = (typeof AeadId)[keyof typeof AeadId];
+
+export interface CryptoProvider {
+  readonly name: string;
+  sha256(data: Uint8Array): Uint8Array;
+  sha512(data: Uint8Array): Uint8Array;
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** X25519 public key of a 32-byte secret (RFC 7748, clamping included). */
+  x25519PublicKey(secretKey: Uint8Array): Uint8Array;
+  /** X25519(secretKey, publicKey). Throws {@link CryptoError} if the result is all zeros. */
+  x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  ed25519PublicKey(secretKey: Uint8Array): Uint8Array;
+  ed25519Sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array;
+  /** Strict RFC 8032 verification (no ZIP-215 leniency), so both providers accept the same set. */
+  ed25519Verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  /** AEAD encryption; the result is ciphertext followed by the 16-byte tag. */
+  aeadSeal(alg: AeadId, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  /** AEAD decryption; returns `null` (never throws) when the tag does not verify. */
+  aeadOpen(alg: AeadId, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array | null;
+}
+
+function isAllZero(b: Uint8Array): boolean {
+  let acc = 0;
+  for (const x of b) acc |= x;
+  return acc === 0;
+}
+
+function nobleAead(alg: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
+  switch (alg) {
+    case AeadId.ChaCha20Poly1305:
+      return chacha20poly1305(key, nonce, aad);
+    case AeadId.Aes128Gcm:
+      return gcm(key, nonce, aad);
+    default:
+      throw new CryptoError(`unsupported AEAD ${alg as number}`);
+  }
+}
+
+export const nobleProvider: CryptoProvider = {
+  name: 'noble',
+  sha256: (data) => sha256(data),
+  sha512: (data) => sha512(data),
+  hmacSha256: (key, data) => hmac(sha256, key, data),
+  x25519PublicKey: (sk) => x25519.getPublicKey(sk),
+  x25519(sk, pk) {
+    let out: Uint8Array;
+    try {
+      out = x25519.getSharedSecret(sk, pk);
+    } catch (cause) {
+      throw new CryptoError('X25519 failed: low-order or invalid public key', { cause });
+    }
+    if (isAllZero(out)) throw new CryptoError('X25519 failed: low-order or invalid public key');
+    return out;
+  },
+  ed25519PublicKey: (sk) => ed25519.getPublicKey(sk),
+  ed25519Sign: (msg, sk) => ed25519.sign(msg, sk),
+  ed25519Verify(sig, msg, pk) {
+    try {
+      return ed25519.verify(sig, msg, pk, { zip215: false });
+    } catch {
+      return false;
+    }
+  },
+  aeadSeal: (alg, key, nonce, pt, aad) => nobleAead(alg, key, nonce, aad).encrypt(pt),
+  aeadOpen(alg, key, nonce, ct, aad) {
+    try {
+      return nobleAead(alg, key, nonce, aad).decrypt(ct);
+    } catch {
+      return null;
+    }
+  },
+};
+
+let current: CryptoProvider = nobleProvider;
+
+/** The provider every operation uses unless it is given one. */
+export function getProvider(): CryptoProvider {
+  return current;
+}
+
+/**
+ * Selects the provider for the whole process (for example `useProvider(nodeProvider)` once at
+ * start-up on Node). Providers give identical bytes, so switching never changes what is produced.
+ */
+export function useProvider(provider: CryptoProvider): void {
+  current = provider;
+}

@@ -1,0 +1,3 @@
+import { nobleProvider, useProvider } from '../src/provider.js';
+
+useProvider(nobleProvider);

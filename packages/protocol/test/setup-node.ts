@@ -1,0 +1,3 @@
+import { useNodeCrypto } from '../src/node.js';
+
+useNodeCrypto();
