@@ -97,7 +97,9 @@ export function decodeCbor(bytes: Uint8Array, maxSize: number, what = 'structure
   try {
     // decodeMultiple would accept trailing items; decode() ignores trailing bytes, so the
     // canonical re-encoding comparison below also rejects trailing garbage.
-    raw = decoder.decode(bytes);
+    // cbor-x caches a DataView as a property of the array it decodes: hand it a fresh view so
+    // that the caller's array is never touched.
+    raw = decoder.decode(bytes.subarray(0));
   } catch (cause) {
     throw new DecodeError(`${what}: malformed CBOR`, { cause });
   }

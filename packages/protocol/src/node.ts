@@ -19,7 +19,7 @@ import {
 } from 'node:crypto';
 import { equalBytes } from './bytes.js';
 import { CryptoError } from './errors.js';
-import { AeadId, type CryptoProvider, useProvider } from './provider.js';
+import { AeadId, type CryptoProvider, type IncrementalHash, useProvider } from './provider.js';
 
 const PKCS8_PREFIX = {
   x25519: Buffer.from('302e020100300506032b656e04220420', 'hex'),
@@ -84,6 +84,17 @@ function checkAeadSizes(alg: AeadId, key: Uint8Array, nonce: Uint8Array): void {
 export const nodeProvider: CryptoProvider = {
   name: 'node',
   sha256: (data) => plain(createHash('sha256').update(data).digest()),
+  createSha256() {
+    const h = createHash('sha256');
+    const wrapper: IncrementalHash = {
+      update(data) {
+        h.update(data);
+        return wrapper;
+      },
+      digest: () => plain(h.digest()),
+    };
+    return wrapper;
+  },
   sha512: (data) => plain(createHash('sha512').update(data).digest()),
   hmacSha256: (key, data) => plain(createHmac('sha256', key).update(data).digest()),
   x25519PublicKey: (sk) => rawPublic('x25519', sk),

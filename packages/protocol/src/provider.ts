@@ -24,9 +24,16 @@ export const AeadId = {
 } as const;
 export type AeadId = (typeof AeadId)[keyof typeof AeadId];
 
+/** An incremental hash, for bodies that are hashed while they stream. */
+export interface IncrementalHash {
+  update(data: Uint8Array): IncrementalHash;
+  digest(): Uint8Array;
+}
+
 export interface CryptoProvider {
   readonly name: string;
   sha256(data: Uint8Array): Uint8Array;
+  createSha256(): IncrementalHash;
   sha512(data: Uint8Array): Uint8Array;
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
   /** X25519 public key of a 32-byte secret (RFC 7748, clamping included). */
@@ -63,6 +70,17 @@ function nobleAead(alg: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Ar
 export const nobleProvider: CryptoProvider = {
   name: 'noble',
   sha256: (data) => sha256(data),
+  createSha256() {
+    const h = sha256.create();
+    const wrapper: IncrementalHash = {
+      update(data) {
+        h.update(data);
+        return wrapper;
+      },
+      digest: () => h.digest(),
+    };
+    return wrapper;
+  },
   sha512: (data) => sha512(data),
   hmacSha256: (key, data) => hmac(sha256, key, data),
   x25519PublicKey: (sk) => x25519.getPublicKey(sk),

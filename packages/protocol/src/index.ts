@@ -1,0 +1,20 @@
+/**
+ * `@valise/protocol`: identities, HPKE, sealed envelopes. Pure TypeScript on `@noble/*`, no I/O;
+ * runs unchanged in browsers. On Node, `import { useNodeCrypto } from '@valise/protocol/node'`
+ * makes the same operations use native primitives.
+ */
+export * from './bytes.js';
+export * from './cbor.js';
+export * from './envelope.js';
+export * from './envelope-wire.js';
+export * from './errors.js';
+export * from './hkdf.js';
+export * from './hpke.js';
+export * from './identity.js';
+export * from './labels.js';
+export * from './padme.js';
+export * from './provider.js';
+export * from './random.js';
+export * from './safety-number.js';
+export * from './stream.js';
+export * from './xwing.js';
