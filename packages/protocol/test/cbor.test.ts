@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type CborValue, MapReader, StructType, decodeCbor, decodeStructure, encodeCbor, encodeStructure } from '../src/cbor.js';
 import { fromHex, toHex } from '../src/bytes.js';
+import { type CborValue, decodeCbor, decodeStructure, encodeCbor, encodeStructure, MapReader, StructType } from '../src/cbor.js';
 import { DecodeError, ValiseError } from '../src/errors.js';
 
 const cborValue: fc.Arbitrary<CborValue> = fc.letrec<{ v: CborValue }>((tie) => ({
@@ -38,7 +38,17 @@ describe('deterministic CBOR (RFC 8949 §4.2.1)', () => {
     expect(toHex(encodeCbor(1_700_000_000_000))).toBe('1b0000018bcfe56800');
     expect(toHex(encodeCbor(-1))).toBe('20');
     expect(toHex(encodeCbor(-(2 ** 40)))).toBe('3b000000ffffffffff');
-    expect(toHex(encodeCbor(new Map([[10, 1], [2, 2], [1, 3]])))).toBe('a3010302020a01');
+    expect(
+      toHex(
+        encodeCbor(
+          new Map([
+            [10, 1],
+            [2, 2],
+            [1, 3],
+          ]),
+        ),
+      ),
+    ).toBe('a3010302020a01');
     expect(toHex(encodeCbor(new Uint8Array([1, 2])))).toBe('420102');
     expect(toHex(encodeCbor('é'))).toBe('62c3a9');
   });
@@ -101,7 +111,11 @@ describe('deterministic CBOR (RFC 8949 §4.2.1)', () => {
 });
 
 describe('structures', () => {
-  const sample = () => encodeStructure(StructType.PersonCert, [[2, new Uint8Array(16)], [3, 'name']]);
+  const sample = () =>
+    encodeStructure(StructType.PersonCert, [
+      [2, new Uint8Array(16)],
+      [3, 'name'],
+    ]);
 
   it('checks version, type and unknown fields', () => {
     const r = decodeStructure(sample(), StructType.PersonCert, 1024, 'sample');
@@ -109,7 +123,12 @@ describe('structures', () => {
     expect(r.text(3, 'name')).toBe('name');
     r.done();
     expect(() => decodeStructure(sample(), StructType.DeviceCert, 1024, 'sample')).toThrow(/wrong structure type/);
-    const v2 = encodeCbor(new Map<number, CborValue>([[0, 2], [1, StructType.PersonCert]]));
+    const v2 = encodeCbor(
+      new Map<number, CborValue>([
+        [0, 2],
+        [1, StructType.PersonCert],
+      ]),
+    );
     expect(() => decodeStructure(v2, StructType.PersonCert, 1024, 'sample')).toThrow(/unsupported version 2/);
     const r2 = decodeStructure(sample(), StructType.PersonCert, 1024, 'sample');
     r2.bytes(2, 'id');

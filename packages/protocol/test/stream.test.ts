@@ -39,11 +39,15 @@ describe('record stream (STREAM construction)', () => {
 
   it('round-trips records fed in any split', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 6 }), fc.integer({ min: 1, max: 50 }), (parts, pieces) => {
-        const bytes = concat(...writeStream(key, parts));
-        const got = readAll(key, bytes, pieces);
-        expect(got.map((r) => r.data)).toEqual(parts);
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 1, max: 50 }),
+        (parts, pieces) => {
+          const bytes = concat(...writeStream(key, parts));
+          const got = readAll(key, bytes, pieces);
+          expect(got.map((r) => r.data)).toEqual(parts);
+        },
+      ),
       { numRuns: 200 },
     );
   });
