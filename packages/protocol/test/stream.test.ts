@@ -74,7 +74,7 @@ describe('record stream (STREAM construction)', () => {
     const bytes = concat(...writeStream(key, [new Uint8Array(40), new Uint8Array(10)]));
     for (let bit = 0; bit < bytes.length * 8; bit++) {
       const t = bytes.slice();
-      t[bit >> 3] ^= 1 << (bit & 7);
+      t[bit >> 3]! ^= 1 << (bit & 7);
       expect(() => readAll(key, t)).toThrow(/./);
       try {
         readAll(key, t);
