@@ -8,7 +8,7 @@
  * rest, because each entry is bound to the prelude core, not to the other entries.
  */
 import { concat, readU32be, u32be } from './bytes.js';
-import { type CborValue, MapReader, StructType, cborMap, decodeStructure, encodeStructure } from './cbor.js';
+import { type CborValue, cborMap, decodeStructure, encodeStructure, MapReader, StructType } from './cbor.js';
 import { DecodeError } from './errors.js';
 import { Label, labelled } from './labels.js';
 import { getProvider } from './provider.js';
@@ -43,7 +43,16 @@ function preludeFields(p: EnvelopePrelude, entries: EnvelopeEntry[]): [number, C
     [PRELUDE_FIELDS.envelopeId, p.envelopeId],
     [PRELUDE_FIELDS.kem, p.kem],
     [PRELUDE_FIELDS.hintKey, p.hintKey],
-    [PRELUDE_FIELDS.entries, entries.map((e) => cborMap([[0, e.hint], [1, e.enc], [2, e.ct]]))],
+    [
+      PRELUDE_FIELDS.entries,
+      entries.map((e) =>
+        cborMap([
+          [0, e.hint],
+          [1, e.enc],
+          [2, e.ct],
+        ]),
+      ),
+    ],
   ];
 }
 
@@ -165,7 +174,16 @@ export function encodeHeader(h: EnvelopeHeader): Uint8Array {
     [4, h.subject],
     [5, h.classification],
     [6, h.contentType],
-    [7, h.distribution.map((d) => cborMap([[0, d.kind], [1, d.id], [2, d.name]]))],
+    [
+      7,
+      h.distribution.map((d) =>
+        cborMap([
+          [0, d.kind],
+          [1, d.id],
+          [2, d.name],
+        ]),
+      ),
+    ],
     [
       8,
       cborMap([
@@ -203,7 +221,8 @@ export function decodeHeader(bytes: Uint8Array, maxSize: number): EnvelopeHeader
   const sender: SenderChainBytes = { person: cert(0, 'person'), device: cert(1, 'device') };
   const office = s.optional(2, (k) => cert(k, 'office'));
   const officeHolder = s.optional(3, (k) => cert(k, 'officeHolder'));
-  if ((office === undefined) !== (officeHolder === undefined)) throw new DecodeError(`${what}.sender: office without its holder certificate`);
+  if ((office === undefined) !== (officeHolder === undefined))
+    throw new DecodeError(`${what}.sender: office without its holder certificate`);
   if (office !== undefined && officeHolder !== undefined) {
     sender.office = office;
     sender.officeHolder = officeHolder;
@@ -276,4 +295,3 @@ export function decodeEntryPlaintext(padded: Uint8Array): EntryPlaintext {
   if (payload !== undefined && salt !== undefined) e.personal = { payload, salt };
   return e;
 }
-

@@ -18,10 +18,17 @@
 import { abytes, concat, equalBytes, readU32be } from './bytes.js';
 import {
   type DistributionEntry,
+  decodeEntryPlaintext,
+  decodeHeader,
+  decodePrelude,
   ENVELOPE_ID_LENGTH,
   type EnvelopeEntry,
   type EnvelopeHeader,
   type EnvelopePrelude,
+  encodeEntryPlaintext,
+  encodeHeader,
+  encodePrelude,
+  framePrelude,
   HINT_LENGTH,
   MAX_CLASSIFICATION_LENGTH,
   MAX_CONTENT_TYPE_LENGTH,
@@ -29,19 +36,12 @@ import {
   MAX_PRELUDE_SIZE,
   MAX_RECIPIENTS,
   MAX_SUBJECT_LENGTH,
-  decodeEntryPlaintext,
-  decodeHeader,
-  decodePrelude,
-  encodeEntryPlaintext,
-  encodeHeader,
-  encodePrelude,
-  framePrelude,
   padEntryPlaintext,
   preludeDigest,
 } from './envelope-wire.js';
 import { DecodeError, OpenError, SealError, ValiseError, VerifyError, VerifyReason } from './errors.js';
 import { hkdfExpand, hkdfExtract } from './hkdf.js';
-import { type HpkeSuite, HpkeAeadId, KdfId, KemId, openBase, sealBase } from './hpke.js';
+import { HpkeAeadId, type HpkeSuite, KdfId, KemId, openBase, sealBase } from './hpke.js';
 import { type DeviceCert, type SenderChain, type TrustStore, type VerifiedDevice, verifyDeviceChain } from './identity.js';
 import { Label, labelled } from './labels.js';
 import { padme } from './padme.js';
@@ -197,7 +197,8 @@ export function createSealer(
     return { hint, enc, ct };
   });
   const preludeBytes = encodePrelude({ ...core, entries });
-  if (preludeBytes.length > MAX_PRELUDE_SIZE) throw new SealError('envelope prelude too large: fewer recipients or smaller personal payloads');
+  if (preludeBytes.length > MAX_PRELUDE_SIZE)
+    throw new SealError('envelope prelude too large: fewer recipients or smaller personal payloads');
 
   const header: EnvelopeHeader = {
     envelopeId,
@@ -509,4 +510,3 @@ export function open(envelope: Uint8Array, recipient: RecipientCredentials, trus
   const { header, signature } = o.final();
   return { ...header, body: concat(...chunks), signature };
 }
-

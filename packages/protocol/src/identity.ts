@@ -11,7 +11,7 @@
  * key 2, the 64-byte signature at key 31. The signature covers
  * `labelled(Sig<Type>, encoding of the same map without key 31)`; verifiers re-encode.
  */
-import { abytes, equalBytes } from './bytes.js';
+import { abytes, equalBytes, isBytes } from './bytes.js';
 import { type CborValue, decodeCbor, decodeStructure, encodeStructure, type MapReader, StructType } from './cbor.js';
 import { ArgumentError, DecodeError, ErrorCode, ValiseError, VerifyError, VerifyReason } from './errors.js';
 import { Label, labelled } from './labels.js';
@@ -371,6 +371,10 @@ function checkRoot(root: OrgRoot): void {
   abytes(root?.secretKey, 'root.secretKey', KEY);
   abytes(root.publicKey, 'root.publicKey', KEY);
   abytes(root.orgId, 'root.orgId', ID);
+  // A mismatched pair would sign certificates nobody can verify: refuse it here, where it is cheap to explain.
+  if (!equalBytes(getProvider().ed25519PublicKey(root.secretKey), root.publicKey)) {
+    throw new ArgumentError('root.publicKey does not match root.secretKey');
+  }
   if (!equalBytes(orgIdOf(root.publicKey), root.orgId)) throw new ArgumentError('root.orgId does not match root.publicKey');
 }
 
@@ -504,6 +508,30 @@ export function issueRevocationList(root: OrgRoot, fields: RevocationListFields)
     revoked,
   });
   return decodeRevocationList(signStructure(StructType.RevocationList, entries, root.secretKey));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding from fields (the signature is taken as it is: these rebuild, they do not sign)
+
+/** Re-encodes a certificate from its fields; for a decoded certificate this gives back `cert.bytes`. */
+export function encodePersonCert(cert: PersonCert): Uint8Array {
+  return encodeStructure(StructType.PersonCert, [...personEntries(cert), [CERT_SIGNATURE_KEY, cert.signature]]);
+}
+
+export function encodeDeviceCert(cert: DeviceCert): Uint8Array {
+  return encodeStructure(StructType.DeviceCert, [...deviceEntries(cert), [CERT_SIGNATURE_KEY, cert.signature]]);
+}
+
+export function encodeOfficeCert(cert: OfficeCert): Uint8Array {
+  return encodeStructure(StructType.OfficeCert, [...officeEntries(cert), [CERT_SIGNATURE_KEY, cert.signature]]);
+}
+
+export function encodeOfficeHolderCert(cert: OfficeHolderCert): Uint8Array {
+  return encodeStructure(StructType.OfficeHolderCert, [...officeHolderEntries(cert), [CERT_SIGNATURE_KEY, cert.signature]]);
+}
+
+export function encodeRevocationList(list: RevocationList): Uint8Array {
+  return encodeStructure(StructType.RevocationList, [...revocationEntries(list), [CERT_SIGNATURE_KEY, list.signature]]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -660,7 +688,7 @@ function containsSorted(sorted: readonly Uint8Array[], id: Uint8Array): boolean 
   return false;
 }
 
-/** Steps R1–R3 of spec/identity.md without the freshness check. */
+/** Steps 1–3 of spec/identity.md §5 (decode, organisation, signature); freshness is checked apart. */
 function authenticateRevocationList(bytes: Uint8Array, rootPublicKey: Uint8Array): RevocationList {
   const list = decodeRevocationList(bytes);
   if (!equalBytes(list.orgId, orgIdOf(rootPublicKey))) fail(VerifyReason.WrongIssuer, 'revocation list of another organisation');
@@ -691,7 +719,7 @@ function trustedRevocationList(obj: RevocationList, rootPublicKey: Uint8Array, n
   if (typeof obj !== 'object' || obj === null) throw new ArgumentError('trust.revocationList: expected a revocation list');
   const hit = authenticatedLists.get(obj);
   let list: RevocationList;
-  if (hit !== undefined && isBytesLike(obj.bytes) && equalBytes(hit.bytes, obj.bytes) && equalBytes(hit.root, rootPublicKey)) {
+  if (hit !== undefined && isBytes(obj.bytes) && equalBytes(hit.bytes, obj.bytes) && equalBytes(hit.root, rootPublicKey)) {
     list = hit.list;
   } else {
     list = authenticateRevocationList(obj.bytes, rootPublicKey);
@@ -699,10 +727,6 @@ function trustedRevocationList(obj: RevocationList, rootPublicKey: Uint8Array, n
   }
   checkFresh(list, now);
   return list;
-}
-
-function isBytesLike(x: unknown): x is Uint8Array {
-  return x instanceof Uint8Array;
 }
 
 function checkNow(now: number): void {
@@ -713,13 +737,24 @@ function checkNow(now: number): void {
 
 /**
  * Decodes a revocation list and checks that it is this organisation's (WrongIssuer), signed by
- * its root (BadSignature) and fresh: `now <= nextUpdate` (StaleRevocationList).
+ * its root (BadSignature) and fresh: `now <= nextUpdate`, and `sequence >= options.minSequence`
+ * when given, so that a stored list is never replaced by an older one (StaleRevocationList).
  */
-export function verifyRevocationList(bytes: Uint8Array, rootPublicKey: Uint8Array, now: number): RevocationList {
+export function verifyRevocationList(
+  bytes: Uint8Array,
+  rootPublicKey: Uint8Array,
+  now: number,
+  options?: { minSequence?: number },
+): RevocationList {
   abytes(rootPublicKey, 'rootPublicKey', KEY);
   checkNow(now);
+  const minSequence = options?.minSequence;
+  if (minSequence !== undefined) checkTime(minSequence, 'minSequence');
   const list = authenticateRevocationList(bytes, rootPublicKey);
   checkFresh(list, now);
+  if (minSequence !== undefined && list.sequence < minSequence) {
+    fail(VerifyReason.StaleRevocationList, `revocation list ${list.sequence} is older than the one held (${minSequence})`);
+  }
   // The caller gets its own decoded copy; the cache keeps the private one.
   const out = decodeRevocationList(list.bytes);
   remember(out, rootPublicKey, list);
@@ -759,7 +794,7 @@ function checkValidity(cert: CertificateBase, what: string, now: number): void {
 
 /**
  * Verifies a sender's certificate chain against the organisation root, at time `now`.
- * The checks run in the order of spec/identity.md "Chain verification"; the first failure
+ * The checks run in the order of spec/identity.md §6 (numbered below); the first failure
  * throws a {@link VerifyError} with its reason (a {@link DecodeError} for undecodable bytes).
  */
 export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: number): VerifiedDevice {
@@ -793,7 +828,7 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
     fail(VerifyReason.BadSignature, "device certificate: bad signature by the person's identity key");
   }
 
-  // 6–8. The office and its holder: this organisation's, signed by the root, naming this person and key.
+  // 6–7. The office and its holder: this organisation's, signed by the root, naming this person and key.
   if (office !== undefined && holder !== undefined) {
     if (!equalBytes(office.orgId, orgId)) fail(VerifyReason.WrongIssuer, 'office certificate of another organisation');
     if (!signatureValid(StructType.OfficeCert, officeEntries(office), office.signature, root)) {
@@ -810,7 +845,7 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
     }
   }
 
-  // 9. Validity windows, in chain order.
+  // 8. Validity windows, in chain order.
   checkValidity(person, 'person certificate', now);
   checkValidity(device, 'device certificate', now);
   if (office !== undefined && holder !== undefined) {
@@ -818,7 +853,7 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
     checkValidity(holder, 'office holder certificate', now);
   }
 
-  // 10–11. The revocation list (authentic and fresh), then every certificate id in chain order.
+  // 9–10. The revocation list (authentic and fresh), then every certificate id in chain order.
   if (trust.revocationList !== undefined) {
     const list = trustedRevocationList(trust.revocationList, root, now);
     const certs: [CertificateBase, string][] = [
@@ -840,7 +875,7 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
 }
 
 /**
- * Verifies a person certificate alone (steps 2, 3, 9 and 11 of chain verification), for
+ * Verifies a person certificate alone (steps 1, 2, 3, 8, 9 and 10 of spec/identity.md §6), for
  * directories and safety-number screens that show a person without a device.
  */
 export function verifyPersonCert(bytes: Uint8Array, trust: TrustStore, now: number): PersonCert {

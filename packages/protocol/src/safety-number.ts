@@ -1,7 +1,7 @@
 /**
  * Safety numbers: a 60-digit number two people compare out of band (read aloud, or by scanning a
  * QR code) to confirm that each holds the other's real identity key. Implements
- * spec/identity.md "Safety numbers".
+ * spec/identity.md §11.
  *
  * The idea is Signal's numeric fingerprint (an iterated SHA-512 over the identity key, 5,200
  * rounds, 30 digits per person, the two halves sorted so that both sides see the same number);
@@ -9,7 +9,7 @@
  * Device keys are not part of the number: devices are signed by the identity key, so any device
  * added without the person's key needs a new identity key, which changes the number.
  */
-import { abytes, equalBytes, u16be } from './bytes.js';
+import { abytes, equalBytes, toHex, u16be } from './bytes.js';
 import { decodeStructure, encodeStructure, StructType } from './cbor.js';
 import { ArgumentError, DecodeError } from './errors.js';
 import { Label, labelled } from './labels.js';
@@ -40,12 +40,32 @@ export interface PersonFingerprint {
 }
 
 /**
+ * Recently computed halves, by identity key and person id. 5,200 hashes cost 10–40 ms and a
+ * client shows the same numbers again and again; the inputs and outputs are public, and every
+ * provider gives the same result, so a small cache is safe. Callers get copies.
+ */
+const CACHE_SIZE = 256;
+const cache = new Map<string, PersonFingerprint>();
+
+/**
  * One person's half: h = labelled("valise/v1/safety-number", u16be(0) || identityKey || personId),
- * then 5,200 times h = SHA-512(h || identityKey).
+ * then 5,200 times h = SHA-512(h || identityKey); 30 digits from the first 30 bytes of h, and the
+ * first 32 bytes of h as the fingerprint.
  */
 export function personFingerprint(party: SafetyNumberParty): PersonFingerprint {
   const key = abytes(party?.identityKey, 'identityKey', 32);
   const personId = abytes(party.personId, 'personId', 16);
+  const id = toHex(key) + toHex(personId);
+  let hit = cache.get(id);
+  if (hit === undefined) {
+    hit = computeFingerprint(key, personId);
+    if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    cache.set(id, hit);
+  }
+  return { digits: hit.digits, fingerprint: hit.fingerprint.slice() };
+}
+
+function computeFingerprint(key: Uint8Array, personId: Uint8Array): PersonFingerprint {
   const sha512 = getProvider().sha512;
   // Round 1 hashes the labelled seed; later rounds reuse one buffer: h (64 bytes) || identityKey.
   const first = labelled(Label.SafetyNumber, u16be(SAFETY_NUMBER_VERSION), key, personId);

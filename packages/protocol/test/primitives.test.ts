@@ -32,8 +32,8 @@ describe('X25519 (RFC 7748)', () => {
   });
 
   const iterate = (p: CryptoProvider, iterations: number) => {
-    let k = fromHex(`09${'00'.repeat(31)}`);
-    let u = k.slice();
+    let k: Uint8Array = fromHex(`09${'00'.repeat(31)}`);
+    let u: Uint8Array = k.slice();
     for (let i = 0; i < iterations; i++) [k, u] = [p.x25519(k, u), k];
     return toHex(k);
   };

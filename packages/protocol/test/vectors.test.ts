@@ -104,7 +104,7 @@ function checkEnvelope(v: Vector) {
   }
   const envelope = hex(v.outputs?.envelope);
   const recipients = i.recipients as Party[];
-  for (const o of v.outputs?.opened as { recipientIndex: number; body: string; personal?: string }[]) {
+  for (const o of (v.outputs as Record<string, unknown>).opened as { recipientIndex: number; body: string; personal?: string }[]) {
     const got = open(envelope, recipientOf(recipients[o.recipientIndex] as Party), trust, { now: i.now as number });
     expect(got.recipientIndex).toBe(o.recipientIndex);
     expect(toHex(got.body)).toBe(o.body);
