@@ -13,7 +13,7 @@
  */
 import { Decoder, Encoder } from 'cbor-x';
 import { isBytes } from './bytes.js';
-import { DecodeError } from './errors.js';
+import { ArgumentError, DecodeError } from './errors.js';
 
 export type CborValue = number | string | boolean | Uint8Array | CborValue[] | CborMap;
 export type CborMap = Map<number, CborValue>;
@@ -32,24 +32,37 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: false, structure
 
 const U32_MAX = 0xffffffff;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True if `s` is valid Unicode (no unpaired surrogate), i.e. it has a UTF-8 encoding. */
+export function isWellFormedText(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
+const integer = (v: number) => (v > U32_MAX || v < -U32_MAX - 1 ? BigInt(v) : v);
+
 function prepare(v: CborValue): unknown {
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new DecodeError(`cannot encode ${v}: only safe integers are allowed`);
-    return v > U32_MAX || v < -U32_MAX - 1 ? BigInt(v) : v;
+    if (!Number.isSafeInteger(v)) throw new ArgumentError(`cannot encode ${v}: only safe integers are allowed`);
+    return integer(v);
   }
-  if (typeof v === 'string' || typeof v === 'boolean') return v;
+  if (typeof v === 'string') {
+    if (!isWellFormedText(v)) throw new ArgumentError('cannot encode text with an unpaired surrogate');
+    return v;
+  }
+  if (typeof v === 'boolean') return v;
   if (isBytes(v)) return v;
   if (Array.isArray(v)) return v.map(prepare);
   if (v instanceof Map) {
     const keys = [...v.keys()].sort((a, b) => a - b);
     const out = new Map<unknown, unknown>();
     for (const k of keys) {
-      if (!Number.isSafeInteger(k) || k < 0) throw new DecodeError(`cannot encode map key ${k}`);
-      out.set(k, prepare(v.get(k) as CborValue));
+      if (!Number.isSafeInteger(k) || k < 0) throw new ArgumentError(`cannot encode map key ${k}`);
+      out.set(integer(k), prepare(v.get(k) as CborValue));
     }
     return out;
   }
-  throw new DecodeError(`cannot encode a value of type ${typeof v}`);
+  throw new ArgumentError(`cannot encode a value of type ${typeof v}`);
 }
 
 /** Deterministic encoding of a Valise value. */
@@ -76,7 +89,8 @@ function normalise(v: unknown, depth: number): CborValue {
   if (Array.isArray(v)) return v.map((x) => normalise(x, depth + 1));
   if (v instanceof Map) {
     const out: CborMap = new Map();
-    for (const [k, x] of v) {
+    for (const [raw, x] of v) {
+      const k = typeof raw === 'bigint' && raw <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(raw) : raw;
       if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) throw new DecodeError('CBOR map key is not an unsigned integer');
       out.set(k, normalise(x, depth + 1));
     }
@@ -213,12 +227,30 @@ export const StructType = {
   OfficeCert: 3,
   OfficeHolderCert: 4,
   RevocationList: 5,
-  Signed: 6,
   EnvelopePrelude: 10,
-  EnvelopeEntry: 11,
   EnvelopeHeader: 12,
   EntryPlaintext: 13,
   SafetyNumberPayload: 20,
+  TracingRecord: 30,
+  // Relay frames (spec/relay.md): 40-49 client to relay, 50-59 relay to client.
+  RelaySend: 40,
+  RelayAck: 41,
+  RelayPrekeyUpload: 42,
+  RelayPrekeyFetch: 43,
+  RelayPrekeyCount: 44,
+  RelayDirectoryPublish: 45,
+  RelayDirectoryLookup: 46,
+  RelayRevocationPublish: 47,
+  RelayRevocationGet: 48,
+  RelayStored: 50,
+  RelayDeliver: 51,
+  RelayOk: 52,
+  RelayPrekeys: 53,
+  RelayPrekeyCountResult: 54,
+  RelayPrekeysLow: 55,
+  RelayDirectoryResult: 56,
+  RelayRevocationList: 57,
+  RelayError: 58,
 } as const;
 export type StructType = (typeof StructType)[keyof typeof StructType];
 

@@ -10,6 +10,7 @@
 import { concat, readU32be, u32be } from './bytes.js';
 import { type CborValue, cborMap, decodeStructure, encodeStructure, MapReader, StructType } from './cbor.js';
 import { DecodeError } from './errors.js';
+import { CERT_MAX_SIZE } from './identity.js';
 import { Label, labelled } from './labels.js';
 import { getProvider } from './provider.js';
 
@@ -19,7 +20,8 @@ export const MAX_RECIPIENTS = 4096;
 /** Prelude size limit, enforced before decoding (4096 X-Wing entries with 1 KiB personal payloads fit). */
 export const MAX_PRELUDE_SIZE = 16 << 20;
 export const MAX_ENC_LENGTH = 2048;
-export const MAX_ENTRY_CIPHERTEXT = (1 << 20) + 4096;
+/** Entry ciphertext limit: a padded entry plaintext with the largest personal payload, plus the tag. */
+export const MAX_ENTRY_CIPHERTEXT = (1 << 20) + (1 << 18);
 
 export interface EnvelopeEntry {
   hint: Uint8Array;
@@ -160,12 +162,13 @@ export interface EnvelopeHeader {
   personalDigests?: Uint8Array[];
 }
 
+/** The largest sealed header (sender chain, metadata, distribution list). */
+export const MAX_HEADER_SIZE = 1 << 20;
 export const MAX_SUBJECT_LENGTH = 1024;
 export const MAX_CLASSIFICATION_LENGTH = 64;
 export const MAX_CONTENT_TYPE_LENGTH = 128;
 export const MAX_NAME_LENGTH = 256;
 export const MAX_DISTRIBUTION = 4096;
-const MAX_CERT_SIZE = 8192;
 
 export function encodeHeader(h: EnvelopeHeader): Uint8Array {
   return encodeStructure(StructType.EnvelopeHeader, [
@@ -217,7 +220,7 @@ export function decodeHeader(bytes: Uint8Array, maxSize: number): EnvelopeHeader
     return entry;
   });
   const s = r.mapAt(8, 'sender');
-  const cert = (k: number, field: string) => s.bytes(k, field, { min: 1, max: MAX_CERT_SIZE });
+  const cert = (k: number, field: string) => s.bytes(k, field, { min: 1, max: CERT_MAX_SIZE });
   const sender: SenderChainBytes = { person: cert(0, 'person'), device: cert(1, 'device') };
   const office = s.optional(2, (k) => cert(k, 'office'));
   const officeHolder = s.optional(3, (k) => cert(k, 'officeHolder'));
@@ -252,6 +255,8 @@ function readIdList(items: CborValue[], len: number, what: string): Uint8Array[]
 
 export interface EntryPlaintext {
   contentKey: Uint8Array;
+  /** SHA-256 of the sealed header: binds this key wrap to the sender's header (and so to the sender). */
+  headerDigest: Uint8Array;
   recipientIndex: number;
   personal?: { payload: Uint8Array; salt: Uint8Array };
 }
@@ -264,6 +269,7 @@ export function encodeEntryPlaintext(e: EntryPlaintext): Uint8Array {
     [3, e.recipientIndex],
     [4, e.personal?.payload],
     [5, e.personal?.salt],
+    [6, e.headerDigest],
   ]);
 }
 
@@ -289,9 +295,10 @@ export function decodeEntryPlaintext(padded: Uint8Array): EntryPlaintext {
   const recipientIndex = r.uint(3, 'recipientIndex', MAX_RECIPIENTS - 1);
   const payload = r.optional(4, (k) => r.bytes(k, 'personal', { max: MAX_PERSONAL_SIZE }));
   const salt = r.optional(5, (k) => r.bytes(k, 'personalSalt', { len: 32 }));
+  const headerDigest = r.bytes(6, 'headerDigest', { len: 32 });
   r.done();
   if ((payload === undefined) !== (salt === undefined)) throw new DecodeError(`${what}: personal payload without its salt`);
-  const e: EntryPlaintext = { contentKey, recipientIndex };
+  const e: EntryPlaintext = { contentKey, headerDigest, recipientIndex };
   if (payload !== undefined && salt !== undefined) e.personal = { payload, salt };
   return e;
 }

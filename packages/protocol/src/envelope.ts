@@ -1,23 +1,26 @@
 /**
  * Sealed envelopes (spec/envelope.md): one item sealed for many recipient devices.
  *
- * - The body is encrypted once, in 64 KiB records of a STREAM construction (stream.ts), under a
- *   key derived from a fresh content key.
+ * - The body is encrypted once, in the chunked stream of stream.ts, under a key derived from a
+ *   fresh content key; the whole stream is padded to a Padmé bucket.
  * - Each recipient device gets an entry that wraps the content key with HPKE to its encryption
- *   key (X-Wing by default), found through a keyed hint rather than by trial decryption.
+ *   key (X-Wing by default), found through a keyed hint rather than by trial decryption. The
+ *   entry also carries the digest of the sealed header, so it cannot be re-used under another
+ *   sender's header.
  * - Who sent it (the certificate chain) and the sender's signature are inside the encryption
  *   (sealed sender); the relay sees the prelude only.
  * - A recipient may also get a personal payload (a fingerprinted copy), carried in its entry and
  *   committed to by a salted digest in the signed header.
- * - The record stream is padded to a Padmé bucket.
  *
  * Sealing and opening are synchronous and streaming: {@link createSealer} and
- * {@link createOpener} hold at most one record in memory, so 100 MB bodies need no more memory
- * than 1 KB ones. {@link seal} and {@link open} are the one-shot forms.
+ * {@link createOpener} hold at most one 64 KiB chunk (plus the header) in memory, so 100 MB
+ * bodies need no more memory than 1 KB ones. {@link seal} and {@link open} are the one-shot forms.
  */
-import { abytes, concat, equalBytes, readU32be } from './bytes.js';
+import { abytes, concat, equalBytes, isBytes, readU32be } from './bytes.js';
+import { isWellFormedText } from './cbor.js';
 import {
   type DistributionEntry,
+  DistributionKind,
   decodeEntryPlaintext,
   decodeHeader,
   decodePrelude,
@@ -32,6 +35,10 @@ import {
   HINT_LENGTH,
   MAX_CLASSIFICATION_LENGTH,
   MAX_CONTENT_TYPE_LENGTH,
+  MAX_DISTRIBUTION,
+  MAX_ENTRY_CIPHERTEXT,
+  MAX_HEADER_SIZE,
+  MAX_NAME_LENGTH,
   MAX_PERSONAL_SIZE,
   MAX_PRELUDE_SIZE,
   MAX_RECIPIENTS,
@@ -39,15 +46,23 @@ import {
   padEntryPlaintext,
   preludeDigest,
 } from './envelope-wire.js';
-import { DecodeError, OpenError, SealError, ValiseError, VerifyError, VerifyReason } from './errors.js';
+import { ArgumentError, DecodeError, OpenError, SealError, ValiseError, VerifyError, VerifyReason } from './errors.js';
 import { hkdfExpand, hkdfExtract } from './hkdf.js';
 import { HpkeAeadId, type HpkeSuite, KdfId, KemId, openBase, sealBase } from './hpke.js';
-import { type DeviceCert, type SenderChain, type TrustStore, type VerifiedDevice, verifyDeviceChain } from './identity.js';
+import {
+  CERT_MAX_SIZE,
+  type DeviceCert,
+  decodeDeviceCert,
+  type SenderChain,
+  type TrustStore,
+  type VerifiedDevice,
+  verifyDeviceChain,
+} from './identity.js';
 import { Label, labelled } from './labels.js';
 import { padme } from './padme.js';
-import { getProvider } from './provider.js';
+import { getProvider, type IncrementalHash } from './provider.js';
 import { type RandomSource, randomFrom } from './random.js';
-import { CHUNK_SIZE, MAX_HEADER_SIZE, RECORD_OVERHEAD, RecordReader, RecordType, RecordWriter } from './stream.js';
+import { CHUNK_SIZE, ChunkReader, ChunkWriter, FRAME_HEADER_LENGTH, FrameType, frameHeader } from './stream.js';
 import { xwingX25519PublicKey, xwingX25519SecretKey } from './xwing.js';
 
 export type { DistributionEntry } from './envelope-wire.js';
@@ -77,7 +92,7 @@ export interface SenderCredentials {
 
 export interface RecipientCredentials {
   device: DeviceCert;
-  /** The device's KEM secret key (X-Wing seed or X25519 secret key, per its certificate). */
+  /** The device's KEM secret key (X-Wing seed or X25519 secret key, 32 bytes, per its certificate). */
   encryptionSecretKey: Uint8Array;
 }
 
@@ -91,12 +106,13 @@ export interface OpenOptions {
 }
 
 export const DEFAULT_CONTENT_TYPE = 'text/plain; charset=utf-8';
-const SIGNATURE_LENGTH = 64;
+export const SIGNATURE_LENGTH = 64;
+const TRAILER_FRAME_LENGTH = FRAME_HEADER_LENGTH + SIGNATURE_LENGTH;
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 function hpkeSuite(kem: number): HpkeSuite {
-  if (kem !== KemId.XWing && kem !== KemId.DhkemX25519HkdfSha256) throw new OpenError(`unsupported KEM ${kem}`);
+  if (kem !== KemId.XWing && kem !== KemId.DhkemX25519HkdfSha256) throw new ArgumentError(`unsupported KEM ${kem}`);
   return { kem, kdf: KdfId.HkdfSha256, aead: HpkeAeadId.ChaCha20Poly1305 } as HpkeSuite;
 }
 
@@ -120,23 +136,69 @@ function personalDigest(salt: Uint8Array, payload: Uint8Array): Uint8Array {
   return getProvider().sha256(labelled(Label.EnvelopePersonalDigest, salt, payload));
 }
 
-function signedMessage(digest: Uint8Array, headerBytes: Uint8Array, bodyDigest: Uint8Array): Uint8Array {
-  return labelled(Label.EnvelopeSignature, digest, getProvider().sha256(headerBytes), bodyDigest);
+function signedMessage(digest: Uint8Array, headerDigest: Uint8Array, bodyDigest: Uint8Array): Uint8Array {
+  return labelled(Label.EnvelopeSignature, digest, headerDigest, bodyDigest);
+}
+
+function bodyHasher(): IncrementalHash {
+  return getProvider().createSha256().update(labelled(Label.EnvelopeBodyDigest));
+}
+
+/**
+ * The padding rule (spec/envelope.md, "Padding"): the plaintext stream of `unpadded` bytes
+ * (all frames but padding) grows to a Padmé length; returns the padding frame's data length,
+ * or -1 for no padding frame.
+ */
+export function paddingLength(unpadded: number): number {
+  const target = padme(unpadded);
+  if (target === unpadded) return -1;
+  const withFrame = target - unpadded >= FRAME_HEADER_LENGTH ? target : padme(unpadded + FRAME_HEADER_LENGTH);
+  return withFrame - unpadded - FRAME_HEADER_LENGTH;
 }
 
 function checkText(value: unknown, field: string, max: number): string {
-  if (typeof value !== 'string' || value.length > max) throw new SealError(`${field}: expected text of at most ${max} characters`);
+  if (typeof value !== 'string' || value.length > max || !isWellFormedText(value)) {
+    throw new SealError(`${field}: expected well-formed text of at most ${max} UTF-16 code units`);
+  }
   return value;
+}
+
+function checkDistribution(list: unknown): DistributionEntry[] {
+  if (!Array.isArray(list) || list.length > MAX_DISTRIBUTION)
+    throw new SealError(`distribution: expected an array of at most ${MAX_DISTRIBUTION} entries`);
+  const kinds: number[] = Object.values(DistributionKind);
+  return list.map((d: DistributionEntry, i) => {
+    if (!kinds.includes(d?.kind)) throw new SealError(`distribution[${i}].kind: expected one of ${kinds.join(', ')}`);
+    if (!isBytes(d.id) || d.id.length !== 16) throw new SealError(`distribution[${i}].id: expected 16 bytes`);
+    checkText(d.name, `distribution[${i}].name`, MAX_NAME_LENGTH);
+    return d;
+  });
+}
+
+function checkChain(chain: SenderChain): SenderChain {
+  const cert = (b: unknown, field: string) => {
+    if (!isBytes(b) || b.length === 0 || b.length > CERT_MAX_SIZE)
+      throw new SealError(`sender.chain.${field}: expected an encoded certificate`);
+    return b;
+  };
+  const out: SenderChain = { person: cert(chain?.person, 'person'), device: cert(chain?.device, 'device') };
+  if ((chain.office === undefined) !== (chain.officeHolder === undefined))
+    throw new SealError('sender.chain: office and officeHolder go together');
+  if (chain.office !== undefined && chain.officeHolder !== undefined) {
+    out.office = cert(chain.office, 'office');
+    out.officeHolder = cert(chain.officeHolder, 'officeHolder');
+  }
+  return out;
 }
 
 /** Streams an envelope out: {@link head} first, then whatever {@link update} and {@link final} return. */
 export interface EnvelopeSealer {
   readonly envelopeId: Uint8Array;
-  /** The framed prelude and the sealed header record. */
+  /** The framed prelude and the stream's first chunks (if the header fills any). */
   readonly head: Uint8Array;
-  /** Encrypts more body bytes; returns the records completed so far (often empty). */
+  /** Encrypts more body bytes; returns the chunks completed so far (often empty). */
   update(body: Uint8Array): Uint8Array;
-  /** Ends the body: last body record, padding, and the signed trailer. */
+  /** Ends the body: last body frame, padding, the signed trailer, and the final chunk. */
   final(): Uint8Array;
 }
 
@@ -148,30 +210,39 @@ export function createSealer(
 ): EnvelopeSealer {
   const random = randomFrom(options);
   const p = getProvider();
-  if (recipients.length === 0 || recipients.length > MAX_RECIPIENTS) {
-    throw new SealError(`recipients: expected 1..${MAX_RECIPIENTS} devices, got ${recipients.length}`);
+
+  // 1. Check everything the caller gave, so that no envelope is sealed that cannot be opened.
+  if (!Array.isArray(recipients) || recipients.length === 0 || recipients.length > MAX_RECIPIENTS) {
+    throw new SealError(`recipients: expected 1..${MAX_RECIPIENTS} devices`);
   }
   for (const r of recipients) {
     if (r?.verified !== true) throw new SealError('recipients: each must be a VerifiedDevice from verifyDeviceChain');
   }
   const kem = (recipients[0] as VerifiedDevice).device.encryption.kem;
-  if (!recipients.every((r) => r.device.encryption.kem === kem)) {
+  if (!recipients.every((r) => r.device.encryption.kem === kem))
     throw new SealError('recipients: all devices of one envelope must use the same KEM');
-  }
   const suite = hpkeSuite(kem);
+  const chain = checkChain(sender?.chain);
   abytes(sender.signingSecretKey, 'signingSecretKey', 32);
-  const subject = checkText(input.subject, 'subject', MAX_SUBJECT_LENGTH);
-  const classification = checkText(input.classification, 'classification', MAX_CLASSIFICATION_LENGTH);
-  const contentType = checkText(input.contentType ?? DEFAULT_CONTENT_TYPE, 'contentType', MAX_CONTENT_TYPE_LENGTH);
+  let senderDevice: DeviceCert;
+  try {
+    senderDevice = decodeDeviceCert(chain.device);
+  } catch (cause) {
+    throw new SealError(`sender.chain.device: ${(cause as Error).message}`);
+  }
+  if (!equalBytes(p.ed25519PublicKey(sender.signingSecretKey), senderDevice.signingKey)) {
+    throw new SealError('signingSecretKey does not match the signing key of the sender device certificate');
+  }
+  const createdAt = input.createdAt ?? nowSeconds();
+  if (!Number.isSafeInteger(createdAt) || createdAt < 0) throw new SealError('createdAt: expected whole seconds since the epoch');
 
+  // 2. Draw the envelope's randomness, in the order spec/envelope.md lists.
   const envelopeId = random(ENVELOPE_ID_LENGTH);
   const contentKey = random(32);
   const hintSecret = random(32);
   const hintKey = p.x25519PublicKey(hintSecret);
-  const core: EnvelopePrelude = { envelopeId, kem, hintKey, entries: [] };
-  const digest = preludeDigest(core);
+  const digest = preludeDigest({ envelopeId, kem, hintKey, entries: [] });
 
-  // Personal payloads: salted digests go into the signed header, payloads into the entries.
   let personal: { payload: Uint8Array; salt: Uint8Array }[] | undefined;
   if (input.personal) {
     const make = input.personal;
@@ -183,65 +254,68 @@ export function createSealer(
     });
   }
 
-  // Every entry plaintext is padded to one size, so entries do not tell recipients apart.
-  const plaintexts = recipients.map((_, i) => {
-    const pers = personal?.[i];
-    return encodeEntryPlaintext(pers ? { contentKey, recipientIndex: i, personal: pers } : { contentKey, recipientIndex: i });
-  });
-  const entryLength = padme(4 + Math.max(...plaintexts.map((x) => x.length)));
-  const info = labelled(Label.EnvelopeEntry, digest);
-  const entries: EnvelopeEntry[] = recipients.map((r, i) => {
-    const pk = r.device.encryption.publicKey;
-    const hint = deriveHint(p.x25519(hintSecret, hintPublicKey(kem, pk)), digest, hintPublicKey(kem, pk));
-    const { enc, ct } = sealBase(suite, pk, info, hint, padEntryPlaintext(plaintexts[i] as Uint8Array, entryLength), options);
-    return { hint, enc, ct };
-  });
-  const preludeBytes = encodePrelude({ ...core, entries });
-  if (preludeBytes.length > MAX_PRELUDE_SIZE)
-    throw new SealError('envelope prelude too large: fewer recipients or smaller personal payloads');
-
+  // 3. The sealed header, then the entries that bind to it.
   const header: EnvelopeHeader = {
     envelopeId,
-    createdAt: input.createdAt ?? nowSeconds(),
-    subject,
-    classification,
-    contentType,
-    distribution: input.distribution,
-    sender: sender.chain,
+    createdAt,
+    subject: checkText(input.subject, 'subject', MAX_SUBJECT_LENGTH),
+    classification: checkText(input.classification, 'classification', MAX_CLASSIFICATION_LENGTH),
+    contentType: checkText(input.contentType ?? DEFAULT_CONTENT_TYPE, 'contentType', MAX_CONTENT_TYPE_LENGTH),
+    distribution: checkDistribution(input.distribution),
+    sender: chain,
     recipients: recipients.map((r) => r.device.certId),
   };
   if (personal) header.personalDigests = personal.map((x) => personalDigest(x.salt, x.payload));
   const headerBytes = encodeHeader(header);
   if (headerBytes.length > MAX_HEADER_SIZE) throw new SealError('envelope header too large: shorten the distribution list');
+  const headerDigest = p.sha256(headerBytes);
 
-  const writer = new RecordWriter(deriveStreamKey(contentKey, digest));
-  const bodyHash = p.createSha256().update(labelled(Label.EnvelopeBodyDigest));
-  const headerRecord = writer.write(RecordType.Header, headerBytes);
-  let recordBytes = headerRecord.length;
+  // Every entry plaintext is padded to one size, so entries do not tell recipients apart.
+  const plaintexts = recipients.map((_, i) => {
+    const pers = personal?.[i];
+    return encodeEntryPlaintext({ contentKey, headerDigest, recipientIndex: i, ...(pers ? { personal: pers } : {}) });
+  });
+  const entryLength = padme(4 + Math.max(...plaintexts.map((x) => x.length)));
+  if (entryLength + 16 > MAX_ENTRY_CIPHERTEXT) throw new SealError('personal payloads too large for an entry');
+  const info = labelled(Label.EnvelopeEntry, digest);
+  const entries: EnvelopeEntry[] = recipients.map((r, i) => {
+    const pk = r.device.encryption.publicKey;
+    const recipientHintKey = hintPublicKey(kem, pk);
+    const hint = deriveHint(p.x25519(hintSecret, recipientHintKey), digest, recipientHintKey);
+    const { enc, ct } = sealBase(suite, pk, info, hint, padEntryPlaintext(plaintexts[i] as Uint8Array, entryLength), options);
+    return { hint, enc, ct };
+  });
+  const preludeBytes = encodePrelude({ envelopeId, kem, hintKey, entries });
+  if (preludeBytes.length > MAX_PRELUDE_SIZE)
+    throw new SealError('envelope prelude too large: fewer recipients or smaller personal payloads');
+
+  // 4. The stream: header frame now, body frames as the body arrives, the rest in final().
+  const writer = new ChunkWriter(deriveStreamKey(contentKey, digest));
+  const bodyHash = bodyHasher();
+  const head = concat(
+    framePrelude(preludeBytes),
+    ...writer.write(frameHeader(FrameType.Header, headerBytes.length)),
+    ...writer.write(headerBytes),
+  );
   let pending = new Uint8Array(CHUNK_SIZE);
   let pendingLength = 0;
   let finished = false;
-
-  const emitChunk = (chunk: Uint8Array): Uint8Array => {
-    const rec = writer.write(RecordType.Body, chunk);
-    recordBytes += rec.length;
-    return rec;
-  };
+  const bodyFrame = (data: Uint8Array) => [...writer.write(frameHeader(FrameType.Body, data.length)), ...writer.write(data)];
 
   return {
     envelopeId,
-    head: concat(framePrelude(preludeBytes), headerRecord),
+    head,
     update(body) {
       if (finished) throw new SealError('update after final');
       abytes(body, 'body');
       bodyHash.update(body);
       const out: Uint8Array[] = [];
       let o = 0;
-      // A record is written only once more bytes arrive after it, so the last body record is
-      // always the one final() writes and every earlier one is exactly CHUNK_SIZE.
+      // A full body frame is written only once more bytes arrive, so every body frame but the
+      // last holds exactly CHUNK_SIZE bytes and the last one is never empty.
       while (o < body.length) {
         if (pendingLength === CHUNK_SIZE) {
-          out.push(emitChunk(pending));
+          out.push(...bodyFrame(pending));
           pending = new Uint8Array(CHUNK_SIZE);
           pendingLength = 0;
         }
@@ -256,22 +330,15 @@ export function createSealer(
       if (finished) throw new SealError('final called twice');
       finished = true;
       const out: Uint8Array[] = [];
-      if (pendingLength > 0) out.push(emitChunk(pending.subarray(0, pendingLength)));
-      const trailerLength = RECORD_OVERHEAD + SIGNATURE_LENGTH;
-      const unpadded = recordBytes + trailerLength;
-      let target = padme(unpadded);
-      if (target !== unpadded && target - unpadded < RECORD_OVERHEAD) target = padme(unpadded + RECORD_OVERHEAD);
-      let gap = target - unpadded;
-      while (gap > 0) {
-        const data = Math.min(CHUNK_SIZE, gap - RECORD_OVERHEAD);
-        // Leave at least one record's overhead for what remains, or take it all now.
-        const rest = gap - RECORD_OVERHEAD - data;
-        const take = rest > 0 && rest < RECORD_OVERHEAD ? data - (RECORD_OVERHEAD - rest) : data;
-        out.push(writer.write(RecordType.Padding, new Uint8Array(take)));
-        gap -= RECORD_OVERHEAD + take;
+      if (pendingLength > 0) out.push(...bodyFrame(pending.subarray(0, pendingLength)));
+      const pad = paddingLength(writer.written + TRAILER_FRAME_LENGTH);
+      if (pad >= 0) {
+        out.push(...writer.write(frameHeader(FrameType.Padding, pad)));
+        const zeros = new Uint8Array(Math.min(pad, CHUNK_SIZE));
+        for (let left = pad; left > 0; left -= zeros.length) out.push(...writer.write(zeros.subarray(0, Math.min(left, zeros.length))));
       }
-      const signature = p.ed25519Sign(signedMessage(digest, headerBytes, bodyHash.digest()), sender.signingSecretKey);
-      out.push(writer.write(RecordType.Trailer, signature, true));
+      const signature = p.ed25519Sign(signedMessage(digest, headerDigest, bodyHash.digest()), sender.signingSecretKey);
+      out.push(...writer.write(frameHeader(FrameType.Trailer, SIGNATURE_LENGTH)), ...writer.write(signature), writer.finish());
       return concat(...out);
     },
   };
@@ -307,146 +374,217 @@ export interface OpenedHeader {
   personal?: Uint8Array;
 }
 
-export interface OpenedEnvelope extends OpenedHeader {
-  body: Uint8Array;
-  /** The sender's signature, kept as evidence (non-repudiation). */
+/**
+ * What a recipient keeps to show a third party what the sender sent it: with the sender's
+ * certificates (in `header`), anyone can recompute the signed message and check the signature.
+ */
+export interface EnvelopeEvidence {
+  preludeDigest: Uint8Array;
+  /** The sealed header exactly as signed. */
+  header: Uint8Array;
+  bodyDigest: Uint8Array;
   signature: Uint8Array;
 }
 
+export interface OpenedEnvelope extends OpenedHeader {
+  body: Uint8Array;
+  evidence: EnvelopeEvidence;
+}
+
 /**
- * Opens an envelope fed in pieces. Body chunks are returned as they authenticate under the
- * stream key, but the sender's signature over the whole body is only checked by
- * {@link EnvelopeOpener.final}: do not act on streamed content before it returns.
+ * Opens an envelope fed in pieces. Body pieces are returned as they authenticate under the
+ * stream key, but the sender's signature over header and body is only checked by
+ * {@link EnvelopeOpener.final}: until it returns, neither {@link unverifiedHeader} nor the
+ * streamed body may be acted upon.
  */
 export interface EnvelopeOpener {
-  /** Available once the header record has been opened and the sender verified. */
-  readonly header: OpenedHeader | undefined;
+  /** The header once opened and its sender chain verified; its signature is checked by final(). */
+  readonly unverifiedHeader: OpenedHeader | undefined;
   push(bytes: Uint8Array): Uint8Array[];
-  final(): { header: OpenedHeader; signature: Uint8Array; bodyLength: number };
+  /**
+   * Ends the input. The last body pieces come out here (the final chunk cannot be told from
+   * others before the input ends); then the signature is checked.
+   */
+  final(): { rest: Uint8Array[]; header: OpenedHeader; evidence: EnvelopeEvidence; bodyLength: number };
 }
+
+type FrameState = 'start' | 'body' | 'body-ended' | 'padding' | 'done';
 
 export function createOpener(recipient: RecipientCredentials, trust: TrustStore, options?: OpenOptions): EnvelopeOpener {
   const p = getProvider();
   const now = options?.now ?? nowSeconds();
-  const device = recipient.device;
+  const device = recipient?.device;
+  if (!device?.encryption) throw new ArgumentError('recipient.device: expected a decoded device certificate');
   const kem = device.encryption.kem;
   const suite = hpkeSuite(kem);
-  abytes(recipient.encryptionSecretKey, 'encryptionSecretKey');
+  abytes(recipient.encryptionSecretKey, 'encryptionSecretKey', 32);
 
-  let prefix: Uint8Array[] = [];
-  let prefixLength = 0;
-  let reader: RecordReader | undefined;
+  // The prelude, collected until complete.
+  let preludeBuf: Uint8Array | undefined;
+  let preludeFill = 0;
+  const lengthPrefix = new Uint8Array(4);
+  let prefixFill = 0;
+  let prelude: EnvelopePrelude | undefined;
   let digest: Uint8Array | undefined;
   let entry: ReturnType<typeof decodeEntryPlaintext> | undefined;
+  let reader: ChunkReader | undefined;
+
+  // The frame parser over the decrypted stream.
+  let state: FrameState = 'start';
+  const frameHead = new Uint8Array(FRAME_HEADER_LENGTH);
+  let frameHeadFill = 0;
+  let frameType = 0;
+  let frameLeft = 0;
+  let frameBuf: Uint8Array | undefined; // header and trailer frames are assembled whole
+  let frameBufFill = 0;
+  let plaintextLength = 0;
+  let paddingFrameLength = 0;
   let header: OpenedHeader | undefined;
   let headerBytes: Uint8Array | undefined;
-  let state: 'header' | 'body' | 'body-ended' | 'padding' | 'done' = 'header';
   let signature: Uint8Array | undefined;
   let bodyLength = 0;
+  const bodyHash = bodyHasher();
   let failed: unknown;
-  const bodyHash = p.createSha256().update(labelled(Label.EnvelopeBodyDigest));
 
-  const findEntry = (prelude: EnvelopePrelude) => {
-    if (prelude.kem !== kem) throw new OpenError('envelope KEM does not match this device');
-    digest = preludeDigest(prelude);
+  const findEntry = (pre: EnvelopePrelude) => {
+    if (pre.kem !== kem) throw new OpenError('envelope KEM does not match this device');
+    digest = preludeDigest(pre);
     const ownHintKey = hintPublicKey(kem, device.encryption.publicKey);
     let dh: Uint8Array;
     try {
-      dh = p.x25519(hintSecretKey(kem, recipient.encryptionSecretKey), prelude.hintKey);
+      dh = p.x25519(hintSecretKey(kem, recipient.encryptionSecretKey), pre.hintKey);
     } catch (cause) {
       throw new OpenError('bad hint key', { cause });
     }
     const hint = deriveHint(dh, digest, ownHintKey);
     const info = labelled(Label.EnvelopeEntry, digest);
-    for (const e of prelude.entries) {
+    for (const e of pre.entries) {
       if (!equalBytes(e.hint, hint)) continue;
-      let pt: Uint8Array;
       try {
-        pt = openBase(suite, e.enc, recipient.encryptionSecretKey, info, e.hint, e.ct);
+        return decodeEntryPlaintext(openBase(suite, e.enc, recipient.encryptionSecretKey, info, e.hint, e.ct));
       } catch {
-        continue; // a hint collision (2^-128) or a damaged entry: try any other match
+        // A hint collision (2^-128) or a damaged entry: try any other match.
       }
-      return decodeEntryPlaintext(pt);
     }
     throw new OpenError('no entry for this device');
   };
 
-  const onRecord = (type: RecordType, data: Uint8Array, last: boolean): Uint8Array | undefined => {
-    if (last !== (type === RecordType.Trailer)) throw new OpenError('final flag on the wrong record');
+  const onHeader = (data: Uint8Array) => {
+    const e = entry as NonNullable<typeof entry>;
+    if (!equalBytes(p.sha256(data), e.headerDigest)) throw new OpenError('header is not the one this entry was sealed with');
+    const h = decodeHeader(data, MAX_HEADER_SIZE);
+    if (!equalBytes(h.envelopeId, (prelude as EnvelopePrelude).envelopeId)) throw new OpenError('header names another envelope');
+    const own = h.recipients[e.recipientIndex];
+    if (own === undefined || !equalBytes(own, device.certId)) throw new OpenError('entry is not addressed to this device');
+    const digests = h.personalDigests;
+    if ((digests === undefined) !== (e.personal === undefined)) throw new OpenError('personal payload and header disagree');
+    if (
+      digests &&
+      e.personal &&
+      !equalBytes(digests[e.recipientIndex] as Uint8Array, personalDigest(e.personal.salt, e.personal.payload))
+    ) {
+      throw new OpenError('personal payload does not match its digest');
+    }
+    // Who the header says sent it; the trailer's signature confirms it.
+    const sender = verifyDeviceChain(h.sender, trust, now);
+    headerBytes = data;
+    header = {
+      envelopeId: h.envelopeId,
+      createdAt: h.createdAt,
+      subject: h.subject,
+      classification: h.classification,
+      contentType: h.contentType,
+      distribution: h.distribution,
+      sender,
+      recipients: h.recipients,
+      recipientIndex: e.recipientIndex,
+      ...(e.personal ? { personal: e.personal.payload } : {}),
+    };
+  };
+
+  const startFrame = (type: number, length: number) => {
     switch (type) {
-      case RecordType.Header: {
-        if (state !== 'header') throw new OpenError('header record out of place');
-        if (data.length > MAX_HEADER_SIZE) throw new OpenError('header record too large');
-        const h = decodeHeader(data, MAX_HEADER_SIZE);
-        const e = entry as NonNullable<typeof entry>;
-        if (!equalBytes(h.envelopeId, prelude.envelopeId)) throw new OpenError('header names another envelope');
-        const own = h.recipients[e.recipientIndex];
-        if (own === undefined || !equalBytes(own, device.certId)) throw new OpenError('entry is not addressed to this device');
-        const sd = h.personalDigests;
-        if ((sd === undefined) !== (e.personal === undefined)) throw new OpenError('personal payload and header disagree');
-        if (sd && e.personal && !equalBytes(sd[e.recipientIndex] as Uint8Array, personalDigest(e.personal.salt, e.personal.payload))) {
-          throw new OpenError('personal payload does not match its digest');
-        }
-        // After this point the content is authentic to whoever holds the content key; the
-        // sender is established by the chain here and the signature in the trailer.
-        const sender = verifyDeviceChain(h.sender, trust, now);
-        headerBytes = data.slice();
-        header = {
-          envelopeId: h.envelopeId,
-          createdAt: h.createdAt,
-          subject: h.subject,
-          classification: h.classification,
-          contentType: h.contentType,
-          distribution: h.distribution,
-          sender,
-          recipients: h.recipients,
-          recipientIndex: e.recipientIndex,
-        };
-        if (e.personal) header.personal = e.personal.payload;
-        state = 'body';
-        return undefined;
+      case FrameType.Header:
+        if (state !== 'start' || length === 0 || length > MAX_HEADER_SIZE)
+          throw new OpenError('header frame out of place or of a bad size');
+        break;
+      case FrameType.Body:
+        if (state !== 'body' || length === 0 || length > CHUNK_SIZE) throw new OpenError('body frame out of place or of a bad size');
+        if (length < CHUNK_SIZE) state = 'body-ended';
+        break;
+      case FrameType.Padding:
+        if (state !== 'body' && state !== 'body-ended') throw new OpenError('padding frame out of place');
+        state = 'padding';
+        paddingFrameLength = FRAME_HEADER_LENGTH + length;
+        break;
+      case FrameType.Trailer:
+        if (state === 'start' || state === 'done' || length !== SIGNATURE_LENGTH)
+          throw new OpenError('trailer frame out of place or of a bad size');
+        break;
+      default:
+        throw new OpenError(`unknown frame type ${type}`);
+    }
+    frameType = type;
+    frameLeft = length;
+    frameBuf = type === FrameType.Header || type === FrameType.Trailer ? new Uint8Array(length) : undefined;
+    frameBufFill = 0;
+  };
+
+  const endFrame = (): void => {
+    if (frameType === FrameType.Header) {
+      onHeader(frameBuf as Uint8Array);
+      state = 'body';
+    } else if (frameType === FrameType.Trailer) {
+      signature = frameBuf as Uint8Array;
+      state = 'done';
+    }
+    frameType = 0;
+    frameBuf = undefined;
+  };
+
+  /** Parses decrypted stream bytes; returns the body pieces they hold. */
+  const parse = (pt: Uint8Array): Uint8Array[] => {
+    plaintextLength += pt.length;
+    const out: Uint8Array[] = [];
+    let o = 0;
+    while (o < pt.length) {
+      if (state === 'done') throw new OpenError('bytes after the trailer');
+      if (frameType === 0) {
+        const n = Math.min(FRAME_HEADER_LENGTH - frameHeadFill, pt.length - o);
+        frameHead.set(pt.subarray(o, o + n), frameHeadFill);
+        frameHeadFill += n;
+        o += n;
+        if (frameHeadFill < FRAME_HEADER_LENGTH) break;
+        frameHeadFill = 0;
+        startFrame(frameHead[0] as number, readU32be(frameHead, 1));
+        if (frameLeft === 0) endFrame();
+        continue;
       }
-      case RecordType.Body: {
-        if (state !== 'body') throw new OpenError('body record out of place');
-        if (data.length === 0 || data.length > CHUNK_SIZE) throw new OpenError('body record of a bad size');
-        if (data.length < CHUNK_SIZE) state = 'body-ended';
+      const n = Math.min(frameLeft, pt.length - o);
+      const data = pt.subarray(o, o + n);
+      o += n;
+      frameLeft -= n;
+      if (frameBuf) {
+        frameBuf.set(data, frameBufFill);
+        frameBufFill += n;
+      } else if (frameType === FrameType.Body) {
         bodyHash.update(data);
-        bodyLength += data.length;
-        return data;
-      }
-      case RecordType.Padding: {
-        if (state === 'header' || state === 'done') throw new OpenError('padding record out of place');
-        if (data.length > CHUNK_SIZE) throw new OpenError('padding record too large');
+        bodyLength += n;
+        out.push(data);
+      } else {
         let acc = 0;
         for (const b of data) acc |= b;
         if (acc !== 0) throw new OpenError('padding is not zero');
-        state = 'padding';
-        return undefined;
       }
-      case RecordType.Trailer: {
-        if (state === 'header' || state === 'done') throw new OpenError('trailer record out of place');
-        if (data.length !== SIGNATURE_LENGTH) throw new OpenError('trailer of a bad size');
-        const h = header as OpenedHeader;
-        const message = signedMessage(digest as Uint8Array, headerBytes as Uint8Array, bodyHash.digest());
-        if (!p.ed25519Verify(data, message, h.sender.device.signingKey)) {
-          throw new VerifyError(VerifyReason.BadSignature, 'the sender signature over the envelope does not verify');
-        }
-        signature = data.slice();
-        state = 'done';
-        return undefined;
-      }
-    }
-  };
-
-  let prelude!: EnvelopePrelude;
-
-  const pushRecords = (bytes: Uint8Array): Uint8Array[] => {
-    const out: Uint8Array[] = [];
-    for (const rec of (reader as RecordReader).push(bytes)) {
-      const chunk = onRecord(rec.type, rec.data, rec.last);
-      if (chunk) out.push(chunk);
+      if (frameLeft === 0) endFrame();
     }
     return out;
+  };
+
+  const onPrelude = (bytes: Uint8Array) => {
+    prelude = decodePrelude(bytes);
+    entry = findEntry(prelude);
+    reader = new ChunkReader(deriveStreamKey(entry.contentKey, digest as Uint8Array));
   };
 
   const guard = <T>(f: () => T): T => {
@@ -454,44 +592,61 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
     try {
       return f();
     } catch (err) {
-      // Decode errors of the public prelude stay decode errors; everything past the key
-      // unwrap that is not a sender verification failure is one uniform OpenError.
-      failed = err instanceof DecodeError && reader === undefined ? err : err instanceof VerifyError ? err : toOpenError(err);
+      // The public prelude fails with DecodeError; sender checks with VerifyError; anything
+      // once the prelude decoded (key unwrap, stream, inner structures) is one uniform OpenError.
+      failed = err instanceof VerifyError || (err instanceof DecodeError && prelude === undefined) ? err : toOpenError(err);
       throw failed;
     }
   };
 
   return {
-    get header() {
+    get unverifiedHeader() {
       return header;
     },
     push(bytes) {
+      abytes(bytes, 'envelope bytes');
       return guard(() => {
-        abytes(bytes, 'envelope bytes');
-        if (reader) return pushRecords(bytes);
-        prefix.push(bytes);
-        prefixLength += bytes.length;
-        if (prefixLength < 4) return [];
-        const all = concat(...prefix);
-        const n = readU32be(all, 0);
-        if (n > MAX_PRELUDE_SIZE) throw new DecodeError(`envelope: prelude of ${n} bytes exceeds the limit of ${MAX_PRELUDE_SIZE}`);
-        if (all.length < 4 + n) {
-          prefix = [all];
-          return [];
+        let o = 0;
+        if (!reader) {
+          if (prefixFill < 4) {
+            const n = Math.min(4 - prefixFill, bytes.length);
+            lengthPrefix.set(bytes.subarray(0, n), prefixFill);
+            prefixFill += n;
+            o = n;
+            if (prefixFill < 4) return [];
+            const size = readU32be(lengthPrefix, 0);
+            if (size > MAX_PRELUDE_SIZE)
+              throw new DecodeError(`envelope: prelude of ${size} bytes exceeds the limit of ${MAX_PRELUDE_SIZE}`);
+            preludeBuf = new Uint8Array(size);
+          }
+          const buf = preludeBuf as Uint8Array;
+          const n = Math.min(buf.length - preludeFill, bytes.length - o);
+          buf.set(bytes.subarray(o, o + n), preludeFill);
+          preludeFill += n;
+          o += n;
+          if (preludeFill < buf.length) return [];
+          onPrelude(buf);
         }
-        prelude = decodePrelude(all.subarray(4, 4 + n));
-        entry = findEntry(prelude);
-        reader = new RecordReader(deriveStreamKey(entry.contentKey, digest as Uint8Array));
-        prefix = [];
-        return pushRecords(all.subarray(4 + n));
+        const out: Uint8Array[] = [];
+        for (const pt of (reader as ChunkReader).push(bytes.subarray(o))) out.push(...parse(pt));
+        return out;
       });
     },
     final() {
       return guard(() => {
         if (!reader) throw new DecodeError('envelope: truncated prelude');
-        reader.end();
-        if (state !== 'done' || !header || !signature) throw new OpenError('truncated envelope');
-        return { header, signature, bodyLength };
+        const rest = parse(reader.end());
+        if (state !== 'done' || !header || !signature || !headerBytes) throw new OpenError('truncated stream');
+        // Padding is canonical: exactly what the rule gives for the rest of the stream.
+        const expected = paddingLength(plaintextLength - paddingFrameLength);
+        if (paddingFrameLength !== (expected < 0 ? 0 : FRAME_HEADER_LENGTH + expected))
+          throw new OpenError('padding does not follow the padding rule');
+        const bodyDigest = bodyHash.digest();
+        const headerDigest = p.sha256(headerBytes);
+        if (!p.ed25519Verify(signature, signedMessage(digest as Uint8Array, headerDigest, bodyDigest), header.sender.device.signingKey)) {
+          throw new VerifyError(VerifyReason.BadSignature, 'the sender signature over the envelope does not verify');
+        }
+        return { rest, header, evidence: { preludeDigest: digest as Uint8Array, header: headerBytes, bodyDigest, signature }, bodyLength };
       });
     },
   };
@@ -507,6 +662,16 @@ function toOpenError(err: unknown): OpenError {
 export function open(envelope: Uint8Array, recipient: RecipientCredentials, trust: TrustStore, options?: OpenOptions): OpenedEnvelope {
   const o = createOpener(recipient, trust, options);
   const chunks = o.push(envelope);
-  const { header, signature } = o.final();
-  return { ...header, body: concat(...chunks), signature };
+  const { rest, header, evidence } = o.final();
+  return { ...header, body: concat(...chunks, ...rest), evidence };
+}
+
+/** Checks evidence kept from an opened envelope: the sender's signature over header and body. */
+export function verifyEvidence(evidence: EnvelopeEvidence, signingKey: Uint8Array): boolean {
+  const p = getProvider();
+  return p.ed25519Verify(
+    evidence.signature,
+    signedMessage(evidence.preludeDigest, p.sha256(evidence.header), evidence.bodyDigest),
+    signingKey,
+  );
 }

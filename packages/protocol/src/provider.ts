@@ -56,7 +56,42 @@ function isAllZero(b: Uint8Array): boolean {
   return acc === 0;
 }
 
+/** Key and nonce sizes are checked here for both providers, so that both refuse the same inputs. */
+export function checkAeadSizes(alg: AeadId, key: Uint8Array, nonce: Uint8Array): void {
+  const keyLength = alg === AeadId.Aes128Gcm ? 16 : alg === AeadId.ChaCha20Poly1305 ? 32 : -1;
+  if (keyLength < 0) throw new CryptoError(`unsupported AEAD ${alg as number}`);
+  if (key.length !== keyLength) throw new CryptoError(`AEAD key: expected ${keyLength} bytes, got ${key.length}`);
+  if (nonce.length !== 12) throw new CryptoError(`AEAD nonce: expected 12 bytes, got ${nonce.length}`);
+}
+
+/**
+ * Encodings of the eight Ed25519 points of small order (RFC 8032 §5.1.3 encodings, sign bit
+ * clear and set where x = 0 allows both). OpenSSL accepts a signature under such a public key
+ * (with R = identity and S = 0, for any message) and noble does not; both providers refuse
+ * these keys up front so that they accept the same signatures.
+ */
+const SMALL_ORDER_ED25519 = [
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '0000000000000000000000000000000000000000000000000000000000000080',
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  '0100000000000000000000000000000000000000000000000000000000000080',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+];
+const smallOrder = new Set(SMALL_ORDER_ED25519);
+
+export function isSmallOrderEd25519(publicKey: Uint8Array): boolean {
+  let hex = '';
+  for (const b of publicKey) hex += b.toString(16).padStart(2, '0');
+  return smallOrder.has(hex);
+}
+
 function nobleAead(alg: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {
+  checkAeadSizes(alg, key, nonce);
   switch (alg) {
     case AeadId.ChaCha20Poly1305:
       return chacha20poly1305(key, nonce, aad);
@@ -97,6 +132,7 @@ export const nobleProvider: CryptoProvider = {
   ed25519PublicKey: (sk) => ed25519.getPublicKey(sk),
   ed25519Sign: (msg, sk) => ed25519.sign(msg, sk),
   ed25519Verify(sig, msg, pk) {
+    if (isSmallOrderEd25519(pk)) return false;
     try {
       return ed25519.verify(sig, msg, pk, { zip215: false });
     } catch {

@@ -1,41 +1,43 @@
 /**
- * The record stream of a sealed envelope (spec/envelope.md, "Record stream").
+ * The encrypted stream of a sealed envelope (spec/envelope.md, "Stream").
  *
- * A STREAM-style construction (Hoang, Reyhanitabar, Rogaway, Vizár, "Online
- * Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance", 2015; as used by age):
- * each record is sealed with ChaCha20-Poly1305 under the envelope's stream key and the nonce
- * `u88be(counter) || lastFlag`. The counter detects reordering, duplication and dropped records;
- * the last flag detects truncation; the per-envelope key detects records swapped between
- * envelopes. Each plaintext starts with a type byte, so the reader knows what it holds.
+ * Two layers:
+ * - **Chunks.** The plaintext stream P is cut into chunks of exactly {@link CHUNK_SIZE} bytes,
+ *   the last one 1..CHUNK_SIZE bytes, each sealed with ChaCha20-Poly1305 under the envelope's
+ *   stream key with nonce `u88be(counter) || lastFlag` (the STREAM construction of Hoang,
+ *   Reyhanitabar, Rogaway and Vizár, as age uses it). The counter detects reordering,
+ *   duplication and dropped chunks; the last flag detects truncation; the per-envelope key
+ *   detects chunks swapped between envelopes. Chunks carry no length prefix, so the ciphertext
+ *   shows only its total length, which the sealer pads to a Padmé bucket.
+ * - **Frames** inside P: `type (1 byte) || u32be(length) || data`, in the order
+ *   header, body*, padding?, trailer.
  *
- * On the wire a record is `u32be(len(ciphertext)) || ciphertext`.
+ * A reader cannot know that a full-size chunk is the last until it sees the end of the input,
+ * so it holds back one chunk: memory is bounded by one chunk plus the frame being assembled.
  */
-import { readU32be, u32be } from './bytes.js';
-import { DecodeError, OpenError } from './errors.js';
+import { u32be } from './bytes.js';
+import { ArgumentError, OpenError } from './errors.js';
 import { AeadId, getProvider } from './provider.js';
 
-export const RecordType = {
+export const CHUNK_SIZE = 65536;
+export const TAG_LENGTH = 16;
+export const CHUNK_CIPHERTEXT_SIZE = CHUNK_SIZE + TAG_LENGTH;
+export const FRAME_HEADER_LENGTH = 5;
+
+export const FrameType = {
   Header: 1,
   Body: 2,
   Padding: 3,
   Trailer: 4,
 } as const;
-export type RecordType = (typeof RecordType)[keyof typeof RecordType];
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
-/** Body bytes per record (all body records but the last carry exactly this many). */
-export const CHUNK_SIZE = 65536;
-/** The largest header record plaintext (sender chain, metadata, distribution list). */
-export const MAX_HEADER_SIZE = 1 << 20;
-export const TAG_LENGTH = 16;
-/** Framing + tag + type byte: what one record costs beyond its data. */
-export const RECORD_OVERHEAD = 4 + TAG_LENGTH + 1;
-export const MAX_RECORD_CIPHERTEXT = MAX_HEADER_SIZE + 1 + TAG_LENGTH;
+const MAX_COUNTER = 2 ** 48; // 2^48 chunks of 64 KiB: far beyond any envelope.
+const EMPTY = new Uint8Array(0);
 
-const MAX_COUNTER = 2 ** 48; // far below 2^88; a 64 KiB-chunk stream this long would be 16 EiB.
-
-export function recordNonce(counter: number, last: boolean): Uint8Array {
+export function chunkNonce(counter: number, last: boolean): Uint8Array {
   const nonce = new Uint8Array(12);
-  // Counter in bytes 0..10 big-endian; JS numbers are exact up to 2^53, far more than needed.
+  // Counter in bytes 0..10, big-endian. JS numbers are exact far beyond MAX_COUNTER.
   let c = counter;
   for (let i = 10; i >= 0 && c > 0; i--) {
     nonce[i] = c % 256;
@@ -45,111 +47,120 @@ export function recordNonce(counter: number, last: boolean): Uint8Array {
   return nonce;
 }
 
-/** Seals records in order. */
-export class RecordWriter {
-  private counter = 0;
-  private closed = false;
-  constructor(private readonly key: Uint8Array) {}
-
-  write(type: RecordType, data: Uint8Array, last = false): Uint8Array {
-    if (this.closed) throw new OpenError('record stream already closed');
-    if (this.counter >= MAX_COUNTER) throw new OpenError('record counter exhausted');
-    const pt = new Uint8Array(1 + data.length);
-    pt[0] = type;
-    pt.set(data, 1);
-    const ct = getProvider().aeadSeal(AeadId.ChaCha20Poly1305, this.key, recordNonce(this.counter++, last), pt, new Uint8Array(0));
-    if (last) this.closed = true;
-    const out = new Uint8Array(4 + ct.length);
-    out.set(u32be(ct.length), 0);
-    out.set(ct, 4);
-    return out;
-  }
+export function frameHeader(type: FrameType, length: number): Uint8Array {
+  const h = new Uint8Array(FRAME_HEADER_LENGTH);
+  h[0] = type;
+  h.set(u32be(length), 1);
+  return h;
 }
 
-export interface OpenedRecord {
-  type: RecordType;
-  data: Uint8Array;
-  last: boolean;
+/** Length of the ciphertext stream for a plaintext stream of `plaintextLength` (> 0) bytes. */
+export function streamLength(plaintextLength: number): number {
+  return plaintextLength + TAG_LENGTH * Math.ceil(plaintextLength / CHUNK_SIZE);
+}
+
+/** Seals a plaintext stream written in arbitrary pieces. */
+export class ChunkWriter {
+  private readonly buf = new Uint8Array(CHUNK_SIZE);
+  private fill = 0;
+  private counter = 0;
+  private closed = false;
+  /** Plaintext bytes written so far. */
+  written = 0;
+
+  constructor(private readonly key: Uint8Array) {}
+
+  /** Adds plaintext; returns the chunks completed so far (a full chunk is sealed only once more bytes follow it). */
+  write(data: Uint8Array): Uint8Array[] {
+    if (this.closed) throw new ArgumentError('stream: write after finish');
+    const out: Uint8Array[] = [];
+    let o = 0;
+    while (o < data.length) {
+      if (this.fill === CHUNK_SIZE) {
+        out.push(this.seal(this.buf, false));
+        this.fill = 0;
+      }
+      const n = Math.min(CHUNK_SIZE - this.fill, data.length - o);
+      this.buf.set(data.subarray(o, o + n), this.fill);
+      this.fill += n;
+      o += n;
+    }
+    this.written += data.length;
+    return out;
+  }
+
+  /** Seals the final chunk. The plaintext stream must not be empty. */
+  finish(): Uint8Array {
+    if (this.closed) throw new ArgumentError('stream: finished twice');
+    if (this.fill === 0) throw new ArgumentError('stream: empty plaintext');
+    this.closed = true;
+    return this.seal(this.buf.subarray(0, this.fill), true);
+  }
+
+  private seal(pt: Uint8Array, last: boolean): Uint8Array {
+    if (this.counter >= MAX_COUNTER) throw new ArgumentError('stream: chunk counter exhausted');
+    return getProvider().aeadSeal(AeadId.ChaCha20Poly1305, this.key, chunkNonce(this.counter++, last), pt, EMPTY);
+  }
 }
 
 /**
- * Opens records from a byte stream fed in arbitrary pieces. Memory is bounded by one record.
- * The reader does not know which record is last until it sees the end of the input, so it
- * tries the non-final nonce first and then the final one; exactly one can verify.
+ * Opens a ciphertext stream fed in arbitrary pieces; returns plaintext pieces in order, the
+ * final chunk's only at {@link end}.
  */
-export class RecordReader {
+export class ChunkReader {
+  private pending: Uint8Array[] = [];
+  private pendingLength = 0;
   private counter = 0;
-  private buffered: Uint8Array[] = [];
-  private bufferedLength = 0;
-  private finished = false;
+  private ended = false;
 
   constructor(private readonly key: Uint8Array) {}
 
-  /** Feeds bytes; returns every record completed by them. */
-  push(bytes: Uint8Array): OpenedRecord[] {
+  push(bytes: Uint8Array): Uint8Array[] {
+    if (this.ended) throw new OpenError('stream: bytes after the end');
     if (bytes.length > 0) {
-      this.buffered.push(bytes);
-      this.bufferedLength += bytes.length;
+      this.pending.push(bytes);
+      this.pendingLength += bytes.length;
     }
-    const out: OpenedRecord[] = [];
-    for (;;) {
-      const rec = this.next();
-      if (rec === undefined) return out;
-      out.push(rec);
-    }
+    const out: Uint8Array[] = [];
+    // A full chunk is known not to be the last once at least one more byte follows it.
+    while (this.pendingLength > CHUNK_CIPHERTEXT_SIZE) out.push(this.open(this.take(CHUNK_CIPHERTEXT_SIZE), false));
+    return out;
   }
 
-  /** Called at the end of input: anything left over means truncation or trailing bytes. */
-  end(): void {
-    if (this.bufferedLength !== 0) throw new OpenError(this.finished ? 'bytes after the final record' : 'truncated record');
-    if (!this.finished) throw new OpenError('truncated: no final record');
+  end(): Uint8Array {
+    if (this.ended) throw new OpenError('stream: ended twice');
+    this.ended = true;
+    if (this.pendingLength <= TAG_LENGTH) throw new OpenError('stream: truncated (no final chunk)');
+    return this.open(this.take(this.pendingLength), true);
   }
 
-  private peek(n: number): Uint8Array {
-    if (this.buffered.length > 1 && (this.buffered[0] as Uint8Array).length < n) {
-      const all = new Uint8Array(this.bufferedLength);
+  private take(n: number): Uint8Array {
+    const first = this.pending[0] as Uint8Array;
+    let out: Uint8Array;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+    } else {
+      out = new Uint8Array(n);
       let o = 0;
-      for (const b of this.buffered) {
-        all.set(b, o);
-        o += b.length;
+      while (o < n) {
+        const p = this.pending[0] as Uint8Array;
+        const k = Math.min(p.length, n - o);
+        out.set(p.subarray(0, k), o);
+        o += k;
+        if (k === p.length) this.pending.shift();
+        else this.pending[0] = p.subarray(k);
       }
-      this.buffered = [all];
     }
-    return (this.buffered[0] as Uint8Array).subarray(0, n);
+    this.pendingLength -= n;
+    return out;
   }
 
-  private consume(n: number): void {
-    const first = this.buffered[0] as Uint8Array;
-    if (first.length === n) this.buffered.shift();
-    else this.buffered[0] = first.subarray(n);
-    this.bufferedLength -= n;
-  }
-
-  private next(): OpenedRecord | undefined {
-    if (this.bufferedLength < 4) return undefined;
-    if (this.finished) throw new OpenError('bytes after the final record');
-    const len = readU32be(this.peek(4), 0);
-    if (len < TAG_LENGTH + 1 || len > MAX_RECORD_CIPHERTEXT) throw new DecodeError(`record length ${len} out of range`);
-    if (this.bufferedLength < 4 + len) return undefined;
-    const ct = this.peek(4 + len).subarray(4);
-    const p = getProvider();
-    const none = new Uint8Array(0);
-    let last = false;
-    let pt = p.aeadOpen(AeadId.ChaCha20Poly1305, this.key, recordNonce(this.counter, false), ct, none);
-    if (pt === null) {
-      pt = p.aeadOpen(AeadId.ChaCha20Poly1305, this.key, recordNonce(this.counter, true), ct, none);
-      last = true;
-    }
-    if (pt === null) throw new OpenError(`record ${this.counter} does not authenticate`);
-    this.consume(4 + len);
+  private open(ct: Uint8Array, last: boolean): Uint8Array {
+    const pt = getProvider().aeadOpen(AeadId.ChaCha20Poly1305, this.key, chunkNonce(this.counter, last), ct, EMPTY);
+    if (pt === null) throw new OpenError(`stream: chunk ${this.counter}${last ? ' (final)' : ''} does not authenticate`);
     this.counter++;
-    if (last) this.finished = true;
-    const type = pt[0] as number;
-    if (type < RecordType.Header || type > RecordType.Trailer) throw new OpenError(`record ${this.counter - 1} has unknown type`);
-    return { type: type as RecordType, data: pt.subarray(1), last };
+    return pt;
   }
-}
-
-export function recordFramingLength(dataLength: number): number {
-  return RECORD_OVERHEAD + dataLength;
 }

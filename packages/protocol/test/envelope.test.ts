@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { concat, equalBytes, toHex, utf8 } from '../src/bytes.js';
-import { createOpener, createSealer, open, type SealInput, seal } from '../src/envelope.js';
+import { createOpener, createSealer, open, type SealInput, seal, verifyEvidence } from '../src/envelope.js';
 import { DistributionKind, readPreludeFrame, sliceEnvelope, splitEnvelope } from '../src/envelope-wire.js';
 import { DecodeError, OpenError, SealError, ValiseError, VerifyError, VerifyReason } from '../src/errors.js';
 import { KemId } from '../src/hpke.js';
@@ -87,13 +87,17 @@ describe('seal and open', () => {
     }
   });
 
-  it('pads the record stream to a Padmé bucket', () => {
-    for (const len of [0, 100, 1000, 5000, 70000]) {
+  it('pads the stream to a Padmé bucket, so nearby body lengths give identical sizes', () => {
+    const sizes = new Map<number, number>();
+    for (const len of [0, 100, 101, 1000, 1003, 5000, 70000]) {
       const env = seal(input(), new Uint8Array(len), hq.sender, [embassies[0]!.verified], opts());
-      const { recordsOffset } = readPreludeFrame(env);
-      const streamLength = env.length - recordsOffset;
-      expect(padme(streamLength)).toBe(streamLength);
+      const ct = env.length - readPreludeFrame(env).recordsOffset;
+      const plaintext = ct - 16 * Math.ceil(ct / (CHUNK_SIZE + 16));
+      expect(padme(plaintext)).toBe(plaintext);
+      sizes.set(len, env.length);
     }
+    expect(sizes.get(100)).toBe(sizes.get(101));
+    expect(sizes.get(1000)).toBe(sizes.get(1003));
   });
 
   it('a non-recipient cannot open, and cannot tell why', () => {
@@ -205,18 +209,27 @@ describe('tampering', () => {
     expect(() => open(concat(env, new Uint8Array(1)), embassies[0]!.recipient, org.trust, openAt)).toThrow(OpenError);
   });
 
-  it('detects records swapped between two envelopes for the same recipient', () => {
+  it('detects chunks swapped between two envelopes for the same recipient', () => {
     const a = seal(input(), org.random(3 * CHUNK_SIZE), hq.sender, [embassies[0]!.verified], opts());
     const b = seal(input(), org.random(3 * CHUNK_SIZE), hq.sender, [embassies[0]!.verified], opts());
     const ra = readPreludeFrame(a).recordsOffset;
     const rb = readPreludeFrame(b).recordsOffset;
-    // Replace a's second body record with b's (same position, same length).
-    const recLen = 4 + 1 + CHUNK_SIZE + 16;
-    const headerLen = new DataView(a.buffer, a.byteOffset + ra).getUint32(0) + 4;
-    const headerLenB = new DataView(b.buffer, b.byteOffset + rb).getUint32(0) + 4;
+    const chunk = CHUNK_SIZE + 16;
     const t = a.slice();
-    t.set(b.subarray(rb + headerLenB + recLen, rb + headerLenB + 2 * recLen), ra + headerLen + recLen);
+    t.set(b.subarray(rb + chunk, rb + 2 * chunk), ra + chunk);
     expect(() => open(t, embassies[0]!.recipient, org.trust, openAt)).toThrow(OpenError);
+  });
+
+  it('an entry cannot be re-used under another sender’s header (entries bind the header digest)', () => {
+    // Recipient A knows the content key of an envelope also sent to B; it re-seals the stream
+    // with its own header and signature, keeping B's entry. B must refuse it.
+    const env = seal(input(), utf8('original'), hq.sender, [embassies[0]!.verified, embassies[1]!.verified], opts());
+    const forged = seal(input(), utf8('forged'), embassies[0]!.sender, [embassies[0]!.verified, embassies[1]!.verified], opts());
+    const { prelude: p1, recordsOffset: o1 } = readPreludeFrame(env);
+    void p1;
+    const { recordsOffset: o2 } = readPreludeFrame(forged);
+    // Same entries (B's wrap of the original content key), forged stream: B fails to open.
+    expect(() => open(concat(env.subarray(0, o1), forged.subarray(o2)), embassies[1]!.recipient, org.trust, openAt)).toThrow(OpenError);
   });
 });
 
@@ -271,13 +284,42 @@ describe('streaming', () => {
       }
     };
     feed(s.head);
-    expect(o.header?.subject).toBe('Circular 12/2027: consular fees');
     for (let sent = 0; sent < total; sent += 7000) feed(s.update(new Uint8Array(Math.min(7000, total - sent)).fill(sent % 251)));
+    // The header arrives with the first released chunk, well before the end.
+    expect(o.unverifiedHeader?.subject).toBe('Circular 12/2027: consular fees');
     feed(s.final());
     const done = o.final();
+    for (const chunk of done.rest) received += chunk.length;
     expect(received).toBe(total);
     expect(done.bodyLength).toBe(total);
     expect(maxPiece).toBeLessThanOrEqual(CHUNK_SIZE);
+  });
+});
+
+describe('sealer input checks', () => {
+  it('refuses what no recipient could open', () => {
+    const one = [embassies[0]!.verified];
+    expect(() => seal(input({ subject: 'bad \uD800 text' }), utf8(''), hq.sender, one, opts())).toThrow(SealError);
+    expect(() => seal(input({ createdAt: 1.5 }), utf8(''), hq.sender, one, opts())).toThrow(SealError);
+    expect(() =>
+      seal(input({ distribution: [{ kind: 9 as 1, id: new Uint8Array(16), name: 'x' }] }), utf8(''), hq.sender, one, opts()),
+    ).toThrow(SealError);
+    expect(() => seal(input({ distribution: [{ kind: 1, id: new Uint8Array(3), name: 'x' }] }), utf8(''), hq.sender, one, opts())).toThrow(
+      SealError,
+    );
+    const wrongKey = { ...hq.sender, signingSecretKey: embassies[0]!.signingSecretKey };
+    expect(() => seal(input(), utf8(''), wrongKey, one, opts())).toThrow(/does not match/);
+  });
+});
+
+describe('evidence', () => {
+  it('lets a recipient show a third party what the sender signed', () => {
+    const env = seal(input(), utf8('signed content'), hq.sender, [embassies[0]!.verified], opts());
+    const got = open(env, embassies[0]!.recipient, org.trust, openAt);
+    expect(verifyEvidence(got.evidence, hq.device.signingKey)).toBe(true);
+    expect(verifyEvidence(got.evidence, embassies[0]!.device.signingKey)).toBe(false);
+    const altered = { ...got.evidence, bodyDigest: got.evidence.bodyDigest.map((b, i) => (i === 0 ? b ^ 1 : b)) };
+    expect(verifyEvidence(altered, hq.device.signingKey)).toBe(false);
   });
 });
 

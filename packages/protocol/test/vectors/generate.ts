@@ -25,7 +25,7 @@ import { Label, labelled } from '../../src/labels.js';
 import { getProvider } from '../../src/provider.js';
 import { deterministicRandomForTesting, type RandomSource } from '../../src/random.js';
 import { encodeSafetyNumberPayload, safetyNumber } from '../../src/safety-number.js';
-import { RecordReader, RecordType, RecordWriter } from '../../src/stream.js';
+import { ChunkReader, ChunkWriter, FrameType } from '../../src/stream.js';
 import { xwingKeyPairFromSeed, xwingX25519PublicKey } from '../../src/xwing.js';
 
 export type Expect = 'success' | 'decode-failure' | 'verify-failure' | 'open-failure';
@@ -328,10 +328,11 @@ function envelopeCase(
     const rpk = hintPub(r.device.encryption.publicKey);
     return toHex(hkdfExpand(hkdfExtract(digest, p.x25519(hintSecret, rpk)), labelled(Label.EnvelopeHint, rpk), 16));
   });
-  const records = readRecords(envelope, streamKey);
-  const header = records[0]?.data as Uint8Array;
+  const frames = readFrames(envelope, streamKey);
+  const header = frames[0]?.data as Uint8Array;
   const bodyDigest = p.sha256(concat(labelled(Label.EnvelopeBodyDigest), body));
-  const signed = labelled(Label.EnvelopeSignature, digest, p.sha256(header), bodyDigest);
+  const headerDigest = p.sha256(header);
+  const signed = labelled(Label.EnvelopeSignature, digest, headerDigest, bodyDigest);
   return {
     envelope,
     sender,
@@ -367,7 +368,8 @@ function envelopeCase(
       streamKey: toHex(streamKey),
       hints,
       header: toHex(header),
-      recordTypes: records.map((r) => r.type),
+      headerDigest: toHex(headerDigest),
+      frames: frames.map((f) => [f.type, f.data.length]),
       bodyDigest: toHex(bodyDigest),
       signedMessageSha256: toHex(p.sha256(signed)),
     },
@@ -375,12 +377,20 @@ function envelopeCase(
   };
 }
 
-function readRecords(envelope: Uint8Array, streamKey: Uint8Array) {
+/** Decrypts the stream with the stream key and splits it into frames, following the spec. */
+export function readFrames(envelope: Uint8Array, streamKey: Uint8Array): { type: number; data: Uint8Array }[] {
   const { recordsOffset } = readPreludeFrame(envelope);
-  const r = new RecordReader(streamKey);
-  const out = r.push(envelope.subarray(recordsOffset));
-  r.end();
-  return out;
+  const r = new ChunkReader(streamKey);
+  const plaintext = concat(...r.push(envelope.subarray(recordsOffset)), r.end());
+  const frames: { type: number; data: Uint8Array }[] = [];
+  const view = new DataView(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+  for (let o = 0; o < plaintext.length; ) {
+    const type = plaintext[o] as number;
+    const length = view.getUint32(o + 1);
+    frames.push({ type, data: plaintext.subarray(o + 5, o + 5 + length) });
+    o += 5 + length;
+  }
+  return frames;
 }
 
 function envelopeVectors(): Vector[] {
@@ -446,9 +456,15 @@ function envelopeVectors(): Vector[] {
   };
   const tampered = env.slice();
   tampered[recordsOffset + 40]! ^= 0x01;
-  out.push(negative('tampered-header-record', 'One bit flipped inside the sealed header record.', 'open-failure', tampered));
-  const lastRecordStart = lastRecordOffset(env, recordsOffset);
-  out.push(negative('truncated-no-trailer', 'The final (trailer) record removed.', 'open-failure', env.subarray(0, lastRecordStart)));
+  out.push(negative('tampered-stream', 'One bit flipped inside the encrypted stream (in the sealed header).', 'open-failure', tampered));
+  out.push(
+    negative(
+      'truncated',
+      'The last 85 bytes cut off (the trailer frame and the final tag).',
+      'open-failure',
+      env.subarray(0, env.length - 85),
+    ),
+  );
   const outsider = envelopeCase('vectors/envelope/xwing-one', KemId.XWing, 2, body).recipients[1] as Party;
   out.push(
     negative('wrong-recipient', 'A device of the same organisation that is not a recipient.', 'open-failure', env, {
@@ -490,32 +506,24 @@ function envelopeVectors(): Vector[] {
   return out;
 }
 
-function lastRecordOffset(env: Uint8Array, recordsOffset: number): number {
-  let o = recordsOffset;
-  let last = o;
-  const view = new DataView(env.buffer, env.byteOffset, env.byteLength);
-  while (o < env.length) {
-    last = o;
-    o += 4 + view.getUint32(o);
-  }
-  return last;
-}
-
-/** Re-encrypts the record stream with a different body, keeping header, padding and trailer. */
+/** Re-encrypts the stream with a different body of the same length, keeping header, padding and trailer. */
 function forgeBody(env: Uint8Array, streamKey: Uint8Array): Uint8Array {
   const { recordsOffset } = readPreludeFrame(env);
-  const records = readRecords(env, streamKey);
-  const w = new RecordWriter(streamKey);
+  const w = new ChunkWriter(streamKey);
   const out: Uint8Array[] = [env.subarray(0, recordsOffset)];
-  for (const r of records) {
+  for (const f of readFrames(env, streamKey)) {
     const data =
-      r.type === RecordType.Body
+      f.type === FrameType.Body
         ? utf8(
-            'All missions are to IGNORE the consular fee schedule; no receipt needed.\n'.padEnd(r.data.length, ' ').slice(0, r.data.length),
+            'All missions are to IGNORE the consular fee schedule; no receipt needed.\n'.padEnd(f.data.length, ' ').slice(0, f.data.length),
           )
-        : r.data;
-    out.push(w.write(r.type, data, r.last));
+        : f.data;
+    const head = new Uint8Array(5);
+    head[0] = f.type;
+    new DataView(head.buffer).setUint32(1, data.length);
+    out.push(...w.write(head), ...w.write(data));
   }
+  out.push(w.finish());
   return concat(...out);
 }
 
