@@ -36,7 +36,6 @@ import {
   MAX_CLASSIFICATION_LENGTH,
   MAX_CONTENT_TYPE_LENGTH,
   MAX_DISTRIBUTION,
-  MAX_ENTRY_CIPHERTEXT,
   MAX_HEADER_SIZE,
   MAX_NAME_LENGTH,
   MAX_PERSONAL_SIZE,
@@ -276,7 +275,6 @@ export function createSealer(
     return encodeEntryPlaintext({ contentKey, headerDigest, recipientIndex: i, ...(pers ? { personal: pers } : {}) });
   });
   const entryLength = padme(4 + Math.max(...plaintexts.map((x) => x.length)));
-  if (entryLength + 16 > MAX_ENTRY_CIPHERTEXT) throw new SealError('personal payloads too large for an entry');
   const info = labelled(Label.EnvelopeEntry, digest);
   const entries: EnvelopeEntry[] = recipients.map((r, i) => {
     const pk = r.device.encryption.publicKey;
@@ -384,6 +382,8 @@ export interface EnvelopeEvidence {
   header: Uint8Array;
   bodyDigest: Uint8Array;
   signature: Uint8Array;
+  /** With a personal payload: its salt and this recipient's index, to show which copy was received. */
+  personal?: { recipientIndex: number; salt: Uint8Array };
 }
 
 export interface OpenedEnvelope extends OpenedHeader {
@@ -438,6 +438,7 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
   let frameBuf: Uint8Array | undefined; // header and trailer frames are assembled whole
   let frameBufFill = 0;
   let plaintextLength = 0;
+  let plaintextOffset = 0; // bytes of the plaintext stream parsed so far
   let paddingFrameLength = 0;
   let header: OpenedHeader | undefined;
   let headerBytes: Uint8Array | undefined;
@@ -514,6 +515,9 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
         break;
       case FrameType.Padding:
         if (state !== 'body' && state !== 'body-ended') throw new OpenError('padding frame out of place');
+        // Its length is fixed by what precedes it and the trailer that must follow: check now,
+        // so that an oversized padding frame is not read to its end.
+        if (length !== paddingLength(plaintextOffset - FRAME_HEADER_LENGTH + TRAILER_FRAME_LENGTH)) throw new OpenError('padding frame of a bad size');
         state = 'padding';
         paddingFrameLength = FRAME_HEADER_LENGTH + length;
         break;
@@ -554,6 +558,7 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
         frameHead.set(pt.subarray(o, o + n), frameHeadFill);
         frameHeadFill += n;
         o += n;
+        plaintextOffset += n;
         if (frameHeadFill < FRAME_HEADER_LENGTH) break;
         frameHeadFill = 0;
         startFrame(frameHead[0] as number, readU32be(frameHead, 1));
@@ -563,6 +568,7 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
       const n = Math.min(frameLeft, pt.length - o);
       const data = pt.subarray(o, o + n);
       o += n;
+      plaintextOffset += n;
       frameLeft -= n;
       if (frameBuf) {
         frameBuf.set(data, frameBufFill);
@@ -646,7 +652,10 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
         if (!p.ed25519Verify(signature, signedMessage(digest as Uint8Array, headerDigest, bodyDigest), header.sender.device.signingKey)) {
           throw new VerifyError(VerifyReason.BadSignature, 'the sender signature over the envelope does not verify');
         }
-        return { rest, header, evidence: { preludeDigest: digest as Uint8Array, header: headerBytes, bodyDigest, signature }, bodyLength };
+        const evidence: EnvelopeEvidence = { preludeDigest: digest as Uint8Array, header: headerBytes, bodyDigest, signature };
+        const pers = (entry as NonNullable<typeof entry>).personal;
+        if (pers) evidence.personal = { recipientIndex: header.recipientIndex, salt: pers.salt };
+        return { rest, header, evidence, bodyLength };
       });
     },
   };
@@ -666,12 +675,25 @@ export function open(envelope: Uint8Array, recipient: RecipientCredentials, trus
   return { ...header, body: concat(...chunks, ...rest), evidence };
 }
 
-/** Checks evidence kept from an opened envelope: the sender's signature over header and body. */
-export function verifyEvidence(evidence: EnvelopeEvidence, signingKey: Uint8Array): boolean {
+/**
+ * Checks evidence kept from an opened envelope: the sender's signature over header and body
+ * and, given the personal payload, that it is the copy the header commits to for this recipient.
+ * `body` (optional) is checked against the signed body digest.
+ */
+export function verifyEvidence(evidence: EnvelopeEvidence, signingKey: Uint8Array, content?: { body?: Uint8Array; personal?: Uint8Array }): boolean {
   const p = getProvider();
-  return p.ed25519Verify(
-    evidence.signature,
-    signedMessage(evidence.preludeDigest, p.sha256(evidence.header), evidence.bodyDigest),
-    signingKey,
-  );
+  if (!p.ed25519Verify(evidence.signature, signedMessage(evidence.preludeDigest, p.sha256(evidence.header), evidence.bodyDigest), signingKey)) return false;
+  if (content?.body !== undefined && !equalBytes(bodyHasher().update(content.body).digest(), evidence.bodyDigest)) return false;
+  if (content?.personal !== undefined) {
+    if (!evidence.personal) return false;
+    let digests: Uint8Array[] | undefined;
+    try {
+      digests = decodeHeader(evidence.header, MAX_HEADER_SIZE).personalDigests;
+    } catch {
+      return false;
+    }
+    const expected = digests?.[evidence.personal.recipientIndex];
+    if (!expected || !equalBytes(expected, personalDigest(evidence.personal.salt, content.personal))) return false;
+  }
+  return true;
 }

@@ -84,10 +84,22 @@ const SMALL_ORDER_ED25519 = [
 ];
 const smallOrder = new Set(SMALL_ORDER_ED25519);
 
+/**
+ * True for a public key that no strict verifier should accept: a small-order point, or a
+ * non-canonical encoding (y >= p = 2^255 - 19, which OpenSSL reduces and noble refuses; y = p
+ * and y = p + 1 are small-order points in disguise).
+ */
 export function isSmallOrderEd25519(publicKey: Uint8Array): boolean {
+  if (publicKey.length !== 32) return false;
   let hex = '';
   for (const b of publicKey) hex += b.toString(16).padStart(2, '0');
-  return smallOrder.has(hex);
+  return smallOrder.has(hex) || isNonCanonicalY(publicKey);
+}
+
+function isNonCanonicalY(b: Uint8Array): boolean {
+  if (((b[31] as number) & 0x7f) !== 0x7f) return false;
+  for (let i = 1; i < 31; i++) if (b[i] !== 0xff) return false;
+  return (b[0] as number) >= 0xed;
 }
 
 function nobleAead(alg: AeadId, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) {

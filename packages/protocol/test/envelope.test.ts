@@ -320,6 +320,16 @@ describe('evidence', () => {
     expect(verifyEvidence(got.evidence, embassies[0]!.device.signingKey)).toBe(false);
     const altered = { ...got.evidence, bodyDigest: got.evidence.bodyDigest.map((b, i) => (i === 0 ? b ^ 1 : b)) };
     expect(verifyEvidence(altered, hq.device.signingKey)).toBe(false);
+    expect(verifyEvidence(got.evidence, hq.device.signingKey, { body: utf8('signed content') })).toBe(true);
+    expect(verifyEvidence(got.evidence, hq.device.signingKey, { body: utf8('other content') })).toBe(false);
+  });
+
+  it('proves which personal copy a recipient received', () => {
+    const recipients = embassies.slice(0, 2).map((e) => e.verified);
+    const env = seal(input({ personal: (i) => utf8(`copy ${i}`) }), utf8('annex'), hq.sender, recipients, opts());
+    const got = open(env, embassies[1]!.recipient, org.trust, openAt);
+    expect(verifyEvidence(got.evidence, hq.device.signingKey, { personal: utf8('copy 1') })).toBe(true);
+    expect(verifyEvidence(got.evidence, hq.device.signingKey, { personal: utf8('copy 0') })).toBe(false);
   });
 });
 

@@ -32,6 +32,33 @@ describe('node provider', () => {
     expect(isSmallOrderEd25519(nobleProvider.ed25519PublicKey(new Uint8Array(32).fill(1)))).toBe(false);
   });
 
+  it('refuses non-canonical key encodings (y >= p), among them y = p and y = p + 1', () => {
+    const y = (low: number, high: number) => {
+      const b = new Uint8Array(32).fill(0xff);
+      b[0] = low;
+      b[31] = high;
+      return b;
+    };
+    for (const low of [0xed, 0xee, 0xff]) for (const high of [0x7f, 0xff]) expect(isSmallOrderEd25519(y(low, high))).toBe(true);
+    expect(isSmallOrderEd25519(y(0xec, 0x7f))).toBe(true); // -1: a listed small-order point
+    expect(isSmallOrderEd25519(y(0xeb, 0x7f))).toBe(false);
+  });
+
+  it('no forgery with S = 0 and a small-order R under a non-canonical key, on either provider', () => {
+    const P = ed25519.Point;
+    const t8 = P.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+    const keys = ['edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'];
+    for (const k of keys) {
+      const pk = Uint8Array.from(Buffer.from(k, 'hex'));
+      let q = P.ZERO;
+      for (let i = 0; i < 8; i++, q = q.add(t8)) {
+        const sig = new Uint8Array(64);
+        sig.set(q.toBytes(), 0);
+        for (let m = 0; m < 4; m++) for (const p of [nodeProvider, nobleProvider]) expect(p.ed25519Verify(sig, new Uint8Array([m]), pk)).toBe(false);
+      }
+    }
+  });
+
   it('both providers refuse a signature under a small-order key (R = identity, S = 0)', () => {
     const identity = Uint8Array.from(Buffer.from('0100000000000000000000000000000000000000000000000000000000000000', 'hex'));
     const sig = new Uint8Array(64);

@@ -410,8 +410,8 @@ function envelopeVectors(): Vector[] {
   const three = envelopeCase('vectors/envelope/dhkem-three', KemId.DhkemX25519HkdfSha256, 3, new Uint8Array(70_000).fill(0x41));
   out.push({
     area: 'envelope',
-    case: 'dhkem-three-recipients-two-records',
-    description: 'A 70,000-byte body (two body records) sealed for three DHKEM-X25519 devices.',
+    case: 'dhkem-three-recipients-two-chunks',
+    description: 'A 70,000-byte body (two body frames, two chunks) sealed for three DHKEM-X25519 devices.',
     expect: 'success',
     inputs: three.inputs,
     intermediates: three.intermediates,
