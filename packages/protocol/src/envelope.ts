@@ -295,7 +295,8 @@ export function createSealer(
     ...writer.write(frameHeader(FrameType.Header, headerBytes.length)),
     ...writer.write(headerBytes),
   );
-  let pending = new Uint8Array(CHUNK_SIZE);
+  // The body frame being filled; grown on demand, like the chunk buffer.
+  let pending = new Uint8Array(0);
   let pendingLength = 0;
   let finished = false;
   const bodyFrame = (data: Uint8Array) => [...writer.write(frameHeader(FrameType.Body, data.length)), ...writer.write(data)];
@@ -314,10 +315,14 @@ export function createSealer(
       while (o < body.length) {
         if (pendingLength === CHUNK_SIZE) {
           out.push(...bodyFrame(pending));
-          pending = new Uint8Array(CHUNK_SIZE);
           pendingLength = 0;
         }
         const n = Math.min(CHUNK_SIZE - pendingLength, body.length - o);
+        if (pendingLength + n > pending.length) {
+          const grown = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(2 * pending.length, pendingLength + n)));
+          grown.set(pending.subarray(0, pendingLength));
+          pending = grown;
+        }
         pending.set(body.subarray(o, o + n), pendingLength);
         pendingLength += n;
         o += n;

@@ -11,7 +11,7 @@
  * key 2, the 64-byte signature at key 31. The signature covers
  * `labelled(Sig<Type>, encoding of the same map without key 31)`; verifiers re-encode.
  */
-import { abytes, equalBytes, isBytes } from './bytes.js';
+import { abytes, concat, equalBytes, isBytes, toHex } from './bytes.js';
 import { type CborValue, decodeCbor, decodeStructure, encodeStructure, type MapReader, StructType } from './cbor.js';
 import { ArgumentError, DecodeError, ErrorCode, ValiseError, VerifyError, VerifyReason } from './errors.js';
 import { Label, labelled } from './labels.js';
@@ -329,8 +329,24 @@ function signStructure(type: SignedType, entries: Entries, secretKey: Uint8Array
   return encodeStructure(type, [...entries, [CERT_SIGNATURE_KEY, signature]]);
 }
 
+/**
+ * Positive signature checks are remembered (bounded, oldest first out): a client verifies the
+ * same few chains over and over, and an Ed25519 verification costs 30-100x the SHA-256 that
+ * identifies it. The key hashes the public key, the signature and the signed message, so a hit
+ * is exactly the same check; validity windows and revocation are never cached.
+ */
+const VERIFIED_CACHE_SIZE = 4096;
+const verifiedSignatures = new Map<string, true>();
+
 function signatureValid(type: SignedType, entries: Entries, signature: Uint8Array, publicKey: Uint8Array): boolean {
-  return getProvider().ed25519Verify(signature, signedMessage(type, entries), publicKey);
+  const p = getProvider();
+  const message = signedMessage(type, entries);
+  const key = toHex(p.sha256(concat(publicKey, signature, message)));
+  if (verifiedSignatures.has(key)) return true;
+  if (!p.ed25519Verify(signature, message, publicKey)) return false;
+  if (verifiedSignatures.size >= VERIFIED_CACHE_SIZE) verifiedSignatures.delete(verifiedSignatures.keys().next().value as string);
+  verifiedSignatures.set(key, true);
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

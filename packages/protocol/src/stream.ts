@@ -61,7 +61,9 @@ export function streamLength(plaintextLength: number): number {
 
 /** Seals a plaintext stream written in arbitrary pieces. */
 export class ChunkWriter {
-  private readonly buf = new Uint8Array(CHUNK_SIZE);
+  // Grown on demand up to one chunk: most items are small, and a 64 KiB buffer per envelope
+  // would be most of the garbage a small envelope makes.
+  private buf = new Uint8Array(4096);
   private fill = 0;
   private counter = 0;
   private closed = false;
@@ -81,6 +83,11 @@ export class ChunkWriter {
         this.fill = 0;
       }
       const n = Math.min(CHUNK_SIZE - this.fill, data.length - o);
+      if (this.fill + n > this.buf.length) {
+        const grown = new Uint8Array(Math.min(CHUNK_SIZE, Math.max(2 * this.buf.length, this.fill + n)));
+        grown.set(this.buf.subarray(0, this.fill));
+        this.buf = grown;
+      }
       this.buf.set(data.subarray(o, o + n), this.fill);
       this.fill += n;
       o += n;

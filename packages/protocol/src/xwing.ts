@@ -19,7 +19,7 @@
  * ciphertexts never produce one, so this changes no honest result.
  */
 import { sha3_256, shake256 } from '@noble/hashes/sha3.js';
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { type KEMPrepared, ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { abytes, equalBytes, wipe } from './bytes.js';
 import { CryptoError } from './errors.js';
 import { getProvider } from './provider.js';
@@ -48,6 +48,8 @@ interface Expanded {
   /** pk_M || pk_X, never handed out (callers get copies). */
   readonly pk: Uint8Array;
   readonly pkX: Uint8Array;
+  /** ML-KEM with the public matrix expanded once: decapsulation re-encrypts with it. */
+  readonly prepared: KEMPrepared;
   /** The array last returned by {@link xwingX25519SecretKey}, reused while the caller leaves it intact. */
   skXOut?: Uint8Array;
 }
@@ -79,10 +81,28 @@ function expandUncached(seed: Uint8Array): Expanded {
     const pk = new Uint8Array(XWING_PUBLIC_KEY_LENGTH);
     pk.set(pkM, 0);
     pk.set(pkX, ML_KEM_PK);
-    return { seed: Uint8Array.from(seed), skM, skX, pk, pkX: pk.subarray(ML_KEM_PK) };
+    return { seed: Uint8Array.from(seed), skM, skX, pk, pkX: pk.subarray(ML_KEM_PK), prepared: ml_kem768.prepare(pkM) };
   } finally {
     wipe(expanded);
   }
+}
+
+/**
+ * Encapsulating to an ML-KEM key first expands its public matrix (about a fifth of the work);
+ * a sender writes to the same recipients again and again, so prepared keys are kept, bounded,
+ * oldest out. Only public data is cached; a hit is confirmed against the whole key.
+ */
+const PREPARED_CACHE_SIZE = 1024;
+const preparedCache = new Map<string, KEMPrepared>();
+
+function preparedFor(pkM: Uint8Array): KEMPrepared {
+  const id = String.fromCharCode(...pkM.subarray(0, 48));
+  const hit = preparedCache.get(id);
+  if (hit !== undefined && equalBytes(hit.publicKey, pkM)) return hit;
+  const prepared = ml_kem768.prepare(pkM);
+  if (preparedCache.size >= PREPARED_CACHE_SIZE) preparedCache.delete(preparedCache.keys().next().value as string);
+  preparedCache.set(id, prepared);
+  return prepared;
 }
 
 /** SHA3-256(ss_M || ss_X || ct_X || pk_X || XWingLabel), draft §5.3. */
@@ -138,7 +158,7 @@ export function xwingEncapsulateDerand(publicKey: Uint8Array, eseed: Uint8Array)
   const ssX = p.x25519(ekX, pkX);
   let ml: { cipherText: Uint8Array; sharedSecret: Uint8Array };
   try {
-    ml = ml_kem768.encapsulate(pkM, eseed.subarray(0, 32));
+    ml = preparedFor(pkM).encapsulate(eseed.subarray(0, 32));
   } catch (cause) {
     wipe(ssX);
     throw new CryptoError('X-Wing: ML-KEM-768 encapsulation key check failed', { cause });
@@ -170,7 +190,7 @@ export function xwingDecapsulate(enc: Uint8Array, secretKey: Uint8Array): Uint8A
   const k = expand(secretKey);
   const ctX = enc.subarray(ML_KEM_CT);
   const ssX = getProvider().x25519(k.skX, ctX);
-  const ssM = ml_kem768.decapsulate(enc.subarray(0, ML_KEM_CT), k.skM);
+  const ssM = k.prepared.decapsulate(enc.subarray(0, ML_KEM_CT), k.skM);
   const ss = combiner(ssM, ssX, ctX, k.pkX);
   wipe(ssM, ssX);
   return ss;
