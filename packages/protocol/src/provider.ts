@@ -11,7 +11,7 @@
  * the interface; they always come from `@noble/*`.
  */
 import { gcm } from '@noble/ciphers/aes.js';
-import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { chacha20poly1305, xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519, x25519 } from '@noble/curves/ed25519.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
@@ -160,6 +160,25 @@ export const nobleProvider: CryptoProvider = {
     }
   },
 };
+
+/**
+ * XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha), for keys that encrypt many messages under
+ * random 24-byte nonces (files at rest). Not part of the provider interface: Node has no native
+ * XChaCha20, so both providers use @noble/ciphers. Opening returns `null` on failure.
+ */
+export function xchacha20poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  if (key.length !== 32 || nonce.length !== 24) throw new CryptoError('XChaCha20-Poly1305: expected a 32-byte key and a 24-byte nonce');
+  return xchacha20poly1305(key, nonce, aad).encrypt(plaintext);
+}
+
+export function xchacha20poly1305Open(key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  if (key.length !== 32 || nonce.length !== 24) throw new CryptoError('XChaCha20-Poly1305: expected a 32-byte key and a 24-byte nonce');
+  try {
+    return xchacha20poly1305(key, nonce, aad).decrypt(ciphertext);
+  } catch {
+    return null;
+  }
+}
 
 let current: CryptoProvider = nobleProvider;
 
