@@ -522,7 +522,8 @@ export function createOpener(recipient: RecipientCredentials, trust: TrustStore,
         if (state !== 'body' && state !== 'body-ended') throw new OpenError('padding frame out of place');
         // Its length is fixed by what precedes it and the trailer that must follow: check now,
         // so that an oversized padding frame is not read to its end.
-        if (length !== paddingLength(plaintextOffset - FRAME_HEADER_LENGTH + TRAILER_FRAME_LENGTH)) throw new OpenError('padding frame of a bad size');
+        if (length !== paddingLength(plaintextOffset - FRAME_HEADER_LENGTH + TRAILER_FRAME_LENGTH))
+          throw new OpenError('padding frame of a bad size');
         state = 'padding';
         paddingFrameLength = FRAME_HEADER_LENGTH + length;
         break;
@@ -685,9 +686,16 @@ export function open(envelope: Uint8Array, recipient: RecipientCredentials, trus
  * and, given the personal payload, that it is the copy the header commits to for this recipient.
  * `body` (optional) is checked against the signed body digest.
  */
-export function verifyEvidence(evidence: EnvelopeEvidence, signingKey: Uint8Array, content?: { body?: Uint8Array; personal?: Uint8Array }): boolean {
+export function verifyEvidence(
+  evidence: EnvelopeEvidence,
+  signingKey: Uint8Array,
+  content?: { body?: Uint8Array; personal?: Uint8Array },
+): boolean {
   const p = getProvider();
-  if (!p.ed25519Verify(evidence.signature, signedMessage(evidence.preludeDigest, p.sha256(evidence.header), evidence.bodyDigest), signingKey)) return false;
+  if (
+    !p.ed25519Verify(evidence.signature, signedMessage(evidence.preludeDigest, p.sha256(evidence.header), evidence.bodyDigest), signingKey)
+  )
+    return false;
   if (content?.body !== undefined && !equalBytes(bodyHasher().update(content.body).digest(), evidence.bodyDigest)) return false;
   if (content?.personal !== undefined) {
     if (!evidence.personal) return false;

@@ -55,7 +55,8 @@ describe('browser compatibility', () => {
     });
     const code = out.outputFiles[0]?.text as string;
     expect(code).not.toMatch(/require\(["']node:/);
-    const getRandomValues = <T extends ArrayBufferView | null>(a: T): T => globalThis.crypto.getRandomValues(a as Uint8Array) as unknown as T;
+    const getRandomValues = <T extends ArrayBufferView | null>(a: T): T =>
+      globalThis.crypto.getRandomValues(a as Uint8Array) as unknown as T;
     const sandbox = createContext({ crypto: { getRandomValues }, TextEncoder, TextDecoder, console });
     runInContext(code, sandbox);
     const result = runInContext('Valise.run()', sandbox);

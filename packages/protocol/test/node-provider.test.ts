@@ -47,14 +47,18 @@ describe('node provider', () => {
   it('no forgery with S = 0 and a small-order R under a non-canonical key, on either provider', () => {
     const P = ed25519.Point;
     const t8 = P.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
-    const keys = ['edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f', 'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f'];
+    const keys = [
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    ];
     for (const k of keys) {
       const pk = Uint8Array.from(Buffer.from(k, 'hex'));
       let q = P.ZERO;
       for (let i = 0; i < 8; i++, q = q.add(t8)) {
         const sig = new Uint8Array(64);
         sig.set(q.toBytes(), 0);
-        for (let m = 0; m < 4; m++) for (const p of [nodeProvider, nobleProvider]) expect(p.ed25519Verify(sig, new Uint8Array([m]), pk)).toBe(false);
+        for (let m = 0; m < 4; m++)
+          for (const p of [nodeProvider, nobleProvider]) expect(p.ed25519Verify(sig, new Uint8Array([m]), pk)).toBe(false);
       }
     }
   });
