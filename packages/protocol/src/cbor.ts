@@ -85,7 +85,7 @@ function normalise(v: unknown, depth: number): CborValue {
   }
   if (typeof v === 'string' || typeof v === 'boolean') return v;
   // A plain copy: decoded values never alias the caller's buffer.
-  if (isBytes(v)) return Uint8Array.from(v);
+  if (isBytes(v)) return new Uint8Array(v);
   if (Array.isArray(v)) return v.map((x) => normalise(x, depth + 1));
   if (v instanceof Map) {
     const out: CborMap = new Map();
@@ -97,6 +97,13 @@ function normalise(v: unknown, depth: number): CborValue {
     return out;
   }
   throw new DecodeError(`CBOR type not allowed (${v === null ? 'null' : typeof v})`);
+}
+
+/** Plain byte comparison (the inputs are public); a loop, which is many times faster than `every`. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
@@ -124,9 +131,7 @@ export function decodeCbor(bytes: Uint8Array, maxSize: number, what = 'structure
   } catch (cause) {
     throw new DecodeError(`${what}: not encodable`, { cause });
   }
-  if (again.length !== bytes.length || !again.every((b, i) => b === bytes[i])) {
-    throw new DecodeError(`${what}: not in deterministic CBOR encoding`);
-  }
+  if (!sameBytes(again, bytes)) throw new DecodeError(`${what}: not in deterministic CBOR encoding`);
   return value;
 }
 

@@ -34,6 +34,18 @@ export const Label = {
   OrgId: 'valise/v1/org-id',
   /** Iterated-hash label of safety numbers. */
   SafetyNumber: 'valise/v1/safety-number',
+  /** HMAC-SHA-256 input deriving an item's bias-stream key from its tracing key (spec/fingerprint.md). */
+  FingerprintBias: 'valise/v1/fingerprint/bias',
+  /** HMAC-SHA-256 input deriving one recipient's codeword-stream key from the tracing key. */
+  FingerprintCodeword: 'valise/v1/fingerprint/codeword',
+  /** HMAC-SHA-256 input deriving the key of the permutation from code positions to marking points. */
+  FingerprintPermutation: 'valise/v1/fingerprint/permutation',
+  /** Hash of the original text, kept in the tracing record. */
+  FingerprintOriginal: 'valise/v1/fingerprint/original',
+  /** Signed message of a device authenticating to a relay: `labelled(label, challenge, utf8(host))` (spec/relay.md). */
+  RelayAuth: 'valise/v1/relay/auth',
+  /** Relay message id: first 16 bytes of SHA-256(labelled(label, sender device cert id, client message id)) (spec/relay.md). */
+  RelayMessageId: 'valise/v1/relay/message-id',
   /** Seed expansion of the deterministic random source used by tests and vectors only. */
   TestRandom: 'valise/v1/test-random',
 } as const;
