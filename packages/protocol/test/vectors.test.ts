@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../src/bytes.js';
 import { open, type SealInput, seal } from '../src/envelope.js';
-import { type DistributionKind, readPreludeFrame } from '../src/envelope-wire.js';
+import type { DistributionKind } from '../src/envelope-wire.js';
 import { DecodeError, OpenError, VerifyError } from '../src/errors.js';
 import { HpkeAeadId, type HpkeSuite, KdfId, KemId, setupBaseR, setupBaseS } from '../src/hpke.js';
 import { decodeDeviceCert, decodePersonCert, decodeRevocationList, type TrustStore, verifyDeviceChain } from '../src/identity.js';
