@@ -190,6 +190,29 @@ function checkChain(chain: SenderChain): SenderChain {
   return out;
 }
 
+/**
+ * Matches of a signing key to its device certificate, remembered per key array (a sender seals
+ * many items with the same credentials; deriving the public key and decoding the certificate
+ * each time would be a good part of a small envelope's cost). Copies guard against reuse.
+ */
+const matchedSigningKeys = new WeakMap<Uint8Array, { secret: Uint8Array; device: Uint8Array }>();
+
+function checkSigningKey(signingSecretKey: Uint8Array, deviceCert: Uint8Array): void {
+  abytes(signingSecretKey, 'signingSecretKey', 32);
+  const hit = matchedSigningKeys.get(signingSecretKey);
+  if (hit && equalBytes(hit.secret, signingSecretKey) && equalBytes(hit.device, deviceCert)) return;
+  let device: DeviceCert;
+  try {
+    device = decodeDeviceCert(deviceCert);
+  } catch (cause) {
+    throw new SealError(`sender.chain.device: ${(cause as Error).message}`);
+  }
+  if (!equalBytes(getProvider().ed25519PublicKey(signingSecretKey), device.signingKey)) {
+    throw new SealError('signingSecretKey does not match the signing key of the sender device certificate');
+  }
+  matchedSigningKeys.set(signingSecretKey, { secret: signingSecretKey.slice(), device: deviceCert.slice() });
+}
+
 /** Streams an envelope out: {@link head} first, then whatever {@link update} and {@link final} return. */
 export interface EnvelopeSealer {
   readonly envelopeId: Uint8Array;
@@ -222,16 +245,7 @@ export function createSealer(
     throw new SealError('recipients: all devices of one envelope must use the same KEM');
   const suite = hpkeSuite(kem);
   const chain = checkChain(sender?.chain);
-  abytes(sender.signingSecretKey, 'signingSecretKey', 32);
-  let senderDevice: DeviceCert;
-  try {
-    senderDevice = decodeDeviceCert(chain.device);
-  } catch (cause) {
-    throw new SealError(`sender.chain.device: ${(cause as Error).message}`);
-  }
-  if (!equalBytes(p.ed25519PublicKey(sender.signingSecretKey), senderDevice.signingKey)) {
-    throw new SealError('signingSecretKey does not match the signing key of the sender device certificate');
-  }
+  checkSigningKey(sender.signingSecretKey, chain.device);
   const createdAt = input.createdAt ?? nowSeconds();
   if (!Number.isSafeInteger(createdAt) || createdAt < 0) throw new SealError('createdAt: expected whole seconds since the epoch');
 

@@ -817,7 +817,71 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
   const root = abytes(trust?.rootPublicKey, 'trust.rootPublicKey', KEY);
   checkNow(now);
   if (typeof chain !== 'object' || chain === null) throw new ArgumentError('chain: expected a sender chain');
+  const { person, device, office, holder } = authenticChain(chain, root);
 
+  // 8. Validity windows, in chain order.
+  checkValidity(person, 'person certificate', now);
+  checkValidity(device, 'device certificate', now);
+  if (office !== undefined && holder !== undefined) {
+    checkValidity(office, 'office certificate', now);
+    checkValidity(holder, 'office holder certificate', now);
+  }
+
+  // 9–10. The revocation list (authentic and fresh), then every certificate id in chain order.
+  if (trust.revocationList !== undefined) {
+    const list = trustedRevocationList(trust.revocationList, root, now);
+    const certs: [CertificateBase, string][] = [
+      [person, 'person certificate'],
+      [device, 'device certificate'],
+    ];
+    if (office !== undefined && holder !== undefined) certs.push([office, 'office certificate'], [holder, 'office holder certificate']);
+    for (const [cert, what] of certs) {
+      if (containsSorted(list.revoked, cert.certId)) fail(VerifyReason.Revoked, `${what} is revoked (list ${list.sequence})`);
+    }
+  }
+
+  // Shallow copies: the cached decoded certificates are shared between calls.
+  const out: VerifiedDevice = { verified: true, person: { ...person }, device: { ...device } };
+  if (office !== undefined && holder !== undefined) {
+    out.office = { ...office };
+    out.officeHolder = { ...holder };
+  }
+  return out;
+}
+
+interface AuthenticChain {
+  person: PersonCert;
+  device: DeviceCert;
+  office?: OfficeCert;
+  holder?: OfficeHolderCert;
+}
+
+/**
+ * Steps 1–7 depend only on the certificate bytes and the root key, not on the time or the
+ * revocation list, so their successful outcome is remembered (bounded, oldest out): a client
+ * opens item after item from the same few senders. Keyed by SHA-256 over the root key and the
+ * length-prefixed certificates, so a hit is exactly the same chain.
+ */
+const CHAIN_CACHE_SIZE = 1024;
+const authenticChains = new Map<string, AuthenticChain>();
+
+function authenticChain(chain: SenderChain, root: Uint8Array): AuthenticChain {
+  const parts = [chain.person, chain.device, chain.office, chain.officeHolder].map((b) => (isBytes(b) ? b : new Uint8Array(0)));
+  const key = toHex(getProvider().sha256(concat(root, ...parts.flatMap((b) => [u32(b.length), b]))));
+  const hit = authenticChains.get(key);
+  if (hit !== undefined) return hit;
+  const fresh = checkChain(chain, root);
+  if (authenticChains.size >= CHAIN_CACHE_SIZE) authenticChains.delete(authenticChains.keys().next().value as string);
+  authenticChains.set(key, fresh);
+  return fresh;
+}
+
+function u32(n: number): Uint8Array {
+  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+}
+
+/** Steps 1–7 of spec/identity.md §6: decoding, issuers, signatures and links. */
+function checkChain(chain: SenderChain, root: Uint8Array): AuthenticChain {
   // 1. Decode every certificate.
   const person = decodeSlot(chain.person, StructType.PersonCert, decodePersonCert, 'chain.person');
   const device = decodeSlot(chain.device, StructType.DeviceCert, decodeDeviceCert, 'chain.device');
@@ -861,31 +925,10 @@ export function verifyDeviceChain(chain: SenderChain, trust: TrustStore, now: nu
     }
   }
 
-  // 8. Validity windows, in chain order.
-  checkValidity(person, 'person certificate', now);
-  checkValidity(device, 'device certificate', now);
-  if (office !== undefined && holder !== undefined) {
-    checkValidity(office, 'office certificate', now);
-    checkValidity(holder, 'office holder certificate', now);
-  }
-
-  // 9–10. The revocation list (authentic and fresh), then every certificate id in chain order.
-  if (trust.revocationList !== undefined) {
-    const list = trustedRevocationList(trust.revocationList, root, now);
-    const certs: [CertificateBase, string][] = [
-      [person, 'person certificate'],
-      [device, 'device certificate'],
-    ];
-    if (office !== undefined && holder !== undefined) certs.push([office, 'office certificate'], [holder, 'office holder certificate']);
-    for (const [cert, what] of certs) {
-      if (containsSorted(list.revoked, cert.certId)) fail(VerifyReason.Revoked, `${what} is revoked (list ${list.sequence})`);
-    }
-  }
-
-  const out: VerifiedDevice = { verified: true, person, device };
+  const out: AuthenticChain = { person, device };
   if (office !== undefined && holder !== undefined) {
     out.office = office;
-    out.officeHolder = holder;
+    out.holder = holder;
   }
   return out;
 }
