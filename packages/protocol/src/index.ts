@@ -3,6 +3,8 @@
  * runs unchanged in browsers. On Node, `import { useNodeCrypto } from '@valise/protocol/node'`
  * makes the same operations use native primitives.
  */
+/** Leak simulations (spec/marks.md §6): what a leaker can do to a marked text; for tests, benchmarks and the demo. */
+export * as attacks from './attacks.js';
 export * from './bytes.js';
 export * from './cbor.js';
 export * from './envelope.js';
