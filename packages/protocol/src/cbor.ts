@@ -7,11 +7,11 @@
  *
  * Encoding sorts map keys and uses the shortest integer forms (cbor-x writes integers above
  * 2^32 as floats, so those are passed as BigInt to get major type 0/1 with 8 bytes).
- * Decoding enforces the size limit first, then decodes, then re-encodes and requires the very
- * same bytes: any non-canonical form (unsorted or duplicate keys, long integer forms, floats,
- * tags, invalid UTF-8) is rejected without a list of special cases.
+ * Decoding enforces the size limit first, then reads the input once with a strict decoder of its
+ * own that rejects any non-canonical form (unsorted or duplicate keys, long integer or length
+ * forms, indefinite lengths, floats, tags, invalid UTF-8, trailing bytes) as it builds the value.
  */
-import { Decoder, Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x';
 import { isBytes } from './bytes.js';
 import { ArgumentError, DecodeError } from './errors.js';
 
@@ -26,9 +26,6 @@ const encoder = new Encoder({
   pack: false,
   structuredClone: false,
 });
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: false, structuredClone: false } as ConstructorParameters<
-  typeof Decoder
->[0]);
 
 const U32_MAX = 0xffffffff;
 
@@ -71,68 +68,182 @@ export function encodeCbor(value: CborValue): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength).slice();
 }
 
-function normalise(v: unknown, depth: number): CborValue {
-  if (depth > 16) throw new DecodeError('CBOR nested too deeply');
-  if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new DecodeError('CBOR float or unsafe integer');
-    return v;
-  }
-  if (typeof v === 'bigint') {
-    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) {
-      throw new DecodeError('CBOR integer out of the safe range');
-    }
-    return Number(v);
-  }
-  if (typeof v === 'string' || typeof v === 'boolean') return v;
-  // A plain copy: decoded values never alias the caller's buffer.
-  if (isBytes(v)) return new Uint8Array(v);
-  if (Array.isArray(v)) return v.map((x) => normalise(x, depth + 1));
-  if (v instanceof Map) {
-    const out: CborMap = new Map();
-    for (const [raw, x] of v) {
-      const k = typeof raw === 'bigint' && raw <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(raw) : raw;
-      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) throw new DecodeError('CBOR map key is not an unsigned integer');
-      out.set(k, normalise(x, depth + 1));
-    }
-    return out;
-  }
-  throw new DecodeError(`CBOR type not allowed (${v === null ? 'null' : typeof v})`);
+// Single-pass strict decoder. State lives in module variables: decoding is synchronous and
+// never re-entered, and this avoids a closure or an object per call.
+const EMPTY = new Uint8Array(0);
+let src: Uint8Array = EMPTY;
+let pos = 0;
+let end = 0;
+let label = '';
+
+/** Fatal (invalid UTF-8 throws) and keeping a leading U+FEFF as text, as the encoder writes it. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+const MAX_DEPTH = 16;
+/** Largest n of a negative integer -1-n that is still a safe integer. */
+const MAX_NEGATIVE_ARG = Number.MAX_SAFE_INTEGER - 1;
+/** Strings up to this many bytes are decoded by hand when they are ASCII (cheaper than TextDecoder). */
+const SHORT_ASCII = 32;
+
+function reject(reason: string): never {
+  throw new DecodeError(`${label}: ${reason}`);
 }
 
-/** Plain byte comparison (the inputs are public); a loop, which is many times faster than `every`. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+function truncated(): never {
+  return reject('malformed CBOR (truncated)');
+}
+
+/** Reads the argument of a head whose additional information is `ai`, in the shortest form only. */
+function readArgument(ai: number): number {
+  if (ai < 24) return ai;
+  let v: number;
+  switch (ai) {
+    case 24:
+      if (pos + 1 > end) truncated();
+      v = src[pos] as number;
+      pos += 1;
+      if (v < 24) reject('not in deterministic CBOR encoding (long argument)');
+      return v;
+    case 25:
+      if (pos + 2 > end) truncated();
+      v = ((src[pos] as number) << 8) | (src[pos + 1] as number);
+      pos += 2;
+      if (v < 0x100) reject('not in deterministic CBOR encoding (long argument)');
+      return v;
+    case 26:
+      if (pos + 4 > end) truncated();
+      v =
+        (src[pos] as number) * 0x1000000 + (((src[pos + 1] as number) << 16) | ((src[pos + 2] as number) << 8) | (src[pos + 3] as number));
+      pos += 4;
+      if (v < 0x10000) reject('not in deterministic CBOR encoding (long argument)');
+      return v;
+    case 27: {
+      if (pos + 8 > end) truncated();
+      const hi =
+        (src[pos] as number) * 0x1000000 + (((src[pos + 1] as number) << 16) | ((src[pos + 2] as number) << 8) | (src[pos + 3] as number));
+      const lo =
+        (src[pos + 4] as number) * 0x1000000 +
+        (((src[pos + 5] as number) << 16) | ((src[pos + 6] as number) << 8) | (src[pos + 7] as number));
+      pos += 8;
+      if (hi === 0) reject('not in deterministic CBOR encoding (long argument)');
+      if (hi > 0x1fffff) reject('CBOR integer out of the safe range');
+      return hi * 0x100000000 + lo;
+    }
+    case 31:
+      return reject('not in deterministic CBOR encoding (indefinite length)');
+    default:
+      return reject('malformed CBOR (reserved additional information)');
+  }
+}
+
+function readText(n: number): string {
+  const start = pos;
+  pos += n;
+  if (n <= SHORT_ASCII) {
+    let s = '';
+    let i = start;
+    for (; i < pos; i++) {
+      const c = src[i] as number;
+      if (c >= 0x80) break;
+      s += String.fromCharCode(c);
+    }
+    if (i === pos) return s;
+  }
+  try {
+    return utf8.decode(src.subarray(start, pos));
+  } catch {
+    return reject('CBOR text is not valid UTF-8');
+  }
+}
+
+function readItem(depth: number): CborValue {
+  if (depth > MAX_DEPTH) reject('CBOR nested too deeply');
+  if (pos >= end) truncated();
+  const ib = src[pos++] as number;
+  const major = ib >>> 5;
+  const ai = ib & 0x1f;
+  switch (major) {
+    case 0:
+      return readArgument(ai);
+    case 1: {
+      const n = readArgument(ai);
+      if (n > MAX_NEGATIVE_ARG) reject('CBOR integer out of the safe range');
+      return -1 - n;
+    }
+    case 2: {
+      const n = readArgument(ai);
+      if (n > end - pos) truncated();
+      // A copy: decoded values never alias the caller's buffer.
+      const out = src.slice(pos, pos + n);
+      pos += n;
+      return out;
+    }
+    case 3: {
+      const n = readArgument(ai);
+      if (n > end - pos) truncated();
+      return readText(n);
+    }
+    case 4: {
+      const n = readArgument(ai);
+      // Every item takes at least one byte: bounds the allocation by the input size.
+      if (n > end - pos) truncated();
+      const out: CborValue[] = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = readItem(depth + 1);
+      return out;
+    }
+    case 5: {
+      const n = readArgument(ai);
+      if (n > (end - pos) / 2) truncated();
+      const out: CborMap = new Map();
+      let previous = -1;
+      for (let i = 0; i < n; i++) {
+        if (pos >= end) truncated();
+        const kb = src[pos++] as number;
+        if (kb >>> 5 !== 0) reject('CBOR map key is not an unsigned integer');
+        const key = readArgument(kb & 0x1f);
+        // For shortest-form unsigned integers, encoded-bytes order is numeric order (§4.2.1).
+        if (key <= previous) reject('not in deterministic CBOR encoding (map keys not strictly ascending)');
+        previous = key;
+        out.set(key, readItem(depth + 1));
+      }
+      return out;
+    }
+    case 6:
+      return reject('CBOR tags are not allowed');
+    default:
+      if (ai === 20) return false;
+      if (ai === 21) return true;
+      if (ai >= 25 && ai <= 27) return reject('CBOR floats are not allowed');
+      if (ai === 31) return reject('malformed CBOR (unexpected break)');
+      return reject('CBOR simple value not allowed');
+  }
 }
 
 /**
  * Decodes exactly one canonical CBOR item of at most `maxSize` bytes.
  * Throws {@link DecodeError} for anything else.
+ *
+ * One pass over the input that both checks deterministic encoding (RFC 8949 §4.2.1: shortest
+ * arguments, definite lengths, unsigned integer map keys strictly ascending) and the Valise
+ * subset (safe integers, byte and valid UTF-8 text strings, arrays, maps, booleans; no floats,
+ * tags, null or undefined; depth at most 16; no trailing bytes), and builds the value.
  */
 export function decodeCbor(bytes: Uint8Array, maxSize: number, what = 'structure'): CborValue {
   if (!isBytes(bytes)) throw new DecodeError(`${what}: expected bytes`);
   if (bytes.length > maxSize) throw new DecodeError(`${what}: ${bytes.length} bytes exceeds the limit of ${maxSize}`);
   if (bytes.length === 0) throw new DecodeError(`${what}: empty input`);
-  let raw: unknown;
+  // A plain view (a Buffer's slice() would alias; its species is Buffer).
+  src = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  pos = 0;
+  end = src.length;
+  label = what;
   try {
-    // decodeMultiple would accept trailing items; decode() ignores trailing bytes, so the
-    // canonical re-encoding comparison below also rejects trailing garbage.
-    // cbor-x caches a DataView as a property of the array it decodes: hand it a fresh view so
-    // that the caller's array is never touched.
-    raw = decoder.decode(bytes.subarray(0));
-  } catch (cause) {
-    throw new DecodeError(`${what}: malformed CBOR`, { cause });
+    const value = readItem(0);
+    if (pos !== end) reject('not in deterministic CBOR encoding (trailing bytes)');
+    return value;
+  } finally {
+    src = EMPTY;
   }
-  const value = normalise(raw, 0);
-  let again: Uint8Array;
-  try {
-    again = encodeCbor(value);
-  } catch (cause) {
-    throw new DecodeError(`${what}: not encodable`, { cause });
-  }
-  if (!sameBytes(again, bytes)) throw new DecodeError(`${what}: not in deterministic CBOR encoding`);
-  return value;
 }
 
 /**

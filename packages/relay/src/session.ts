@@ -345,7 +345,10 @@ export class Session {
         const m = this.ctx.metrics;
         m.messagesStored.inc();
         m.deliveriesStored.inc(routes.length);
-        this.ctx.log.debug({ message: hex(messageId), bytes: envelope.length, routes: routes.length }, 'stored');
+        // Guarded: the hex id and the object would be built per message even with debug off.
+        if (this.ctx.log.isLevelEnabled('debug')) {
+          this.ctx.log.debug({ message: hex(messageId), bytes: envelope.length, routes: routes.length }, 'stored');
+        }
         routes.forEach((r, i) => {
           this.ctx.notifier.publish(r.mailbox, {
             seq: result.seqs[i] as number,
