@@ -383,7 +383,9 @@ function findRecord(home: Home, id: string): FoundRecord {
     const doc = decodeTracingDocument(new Uint8Array(Buffer.from(stored.body, 'base64')));
     return { doc, from: { kind: 'inbox', item: n, sealedBy: stored.sender.name } };
   };
-  if (/^[0-9]+$/.test(s)) return fromInbox(Number(s));
+  // All digits: an inbox number if this home has that item (or it is too short to be an id
+  // prefix); otherwise a hex id prefix that happens to hold no letter (about 6% of 6-digit ones).
+  if (/^[0-9]+$/.test(s) && (s.length < 4 || home.state.items.some((i) => i.n === Number(s)))) return fromInbox(Number(s));
   if (!/^[0-9a-f]{4,32}$/.test(s)) {
     throw usageError(
       `not an item number or id: "${id}"`,
