@@ -11,8 +11,8 @@
  * key 2, the 64-byte signature at key 31. The signature covers
  * `labelled(Sig<Type>, encoding of the same map without key 31)`; verifiers re-encode.
  */
-import { abytes, concat, equalBytes, isBytes, toHex } from './bytes.js';
-import { type CborValue, decodeCbor, decodeStructure, encodeStructure, type MapReader, StructType } from './cbor.js';
+import { abytes, compareBytes, concat, equalBytes, isBytes, toHex, u32be } from './bytes.js';
+import { type CborValue, decodeCbor, decodeStructure, encodeStructure, isWellFormedText, type MapReader, StructType } from './cbor.js';
 import { ArgumentError, DecodeError, ErrorCode, ValiseError, VerifyError, VerifyReason } from './errors.js';
 import { Label, labelled } from './labels.js';
 import { getProvider } from './provider.js';
@@ -365,15 +365,12 @@ function checkWindow(validFrom: number, validUntil: number): void {
   if (validFrom >= validUntil) throw new ArgumentError(`validFrom (${validFrom}) must be before validUntil (${validUntil})`);
 }
 
-/** A UTF-16 surrogate without its pair: such a string has no UTF-8 encoding. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 function checkText(value: unknown, title: string): string {
   if (typeof value !== 'string') throw new ArgumentError(`${title}: expected a string, got ${typeof value}`);
   if (value.length > CERT_TEXT_MAX_LENGTH) {
     throw new ArgumentError(`${title}: longer than ${CERT_TEXT_MAX_LENGTH} characters (${value.length})`);
   }
-  if (LONE_SURROGATE.test(value)) throw new ArgumentError(`${title}: not well-formed Unicode (lone surrogate)`);
+  if (!isWellFormedText(value)) throw new ArgumentError(`${title}: not well-formed Unicode (lone surrogate)`);
   return value;
 }
 
@@ -563,7 +560,7 @@ function readWindow(r: MapReader, fromKey: number, untilKey: number): { validFro
 function readText(r: MapReader, key: number, field: string): string {
   const s = r.text(key, field, CERT_TEXT_MAX_LENGTH);
   // cbor-x replaces invalid UTF-8 and the canonical re-encoding check rejects it; this is a second net.
-  if (LONE_SURROGATE.test(s)) throw new DecodeError(`${r.what}.${field}: not well-formed Unicode`);
+  if (!isWellFormedText(s)) throw new DecodeError(`${r.what}.${field}: not well-formed Unicode`);
   return s;
 }
 
@@ -678,16 +675,6 @@ export function decodeRevocationList(bytes: Uint8Array): RevocationList {
 
 function fail(reason: VerifyReason, message: string): never {
   throw new VerifyError(reason, message);
-}
-
-/** Bytewise lexicographic order (shorter first on a common prefix). Not constant-time. */
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 /** Binary search in a list sorted by {@link compareBytes}. Ids are public: no need for constant time. */
@@ -867,17 +854,13 @@ const authenticChains = new Map<string, AuthenticChain>();
 
 function authenticChain(chain: SenderChain, root: Uint8Array): AuthenticChain {
   const parts = [chain.person, chain.device, chain.office, chain.officeHolder].map((b) => (isBytes(b) ? b : new Uint8Array(0)));
-  const key = toHex(getProvider().sha256(concat(root, ...parts.flatMap((b) => [u32(b.length), b]))));
+  const key = toHex(getProvider().sha256(concat(root, ...parts.flatMap((b) => [u32be(b.length), b]))));
   const hit = authenticChains.get(key);
   if (hit !== undefined) return hit;
   const fresh = checkChain(chain, root);
   if (authenticChains.size >= CHAIN_CACHE_SIZE) authenticChains.delete(authenticChains.keys().next().value as string);
   authenticChains.set(key, fresh);
   return fresh;
-}
-
-function u32(n: number): Uint8Array {
-  return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
 /** Steps 1–7 of spec/identity.md §6: decoding, issuers, signatures and links. */

@@ -9,7 +9,7 @@
  * Device keys are not part of the number: devices are signed by the identity key, so any device
  * added without the person's key needs a new identity key, which changes the number.
  */
-import { abytes, equalBytes, toHex, u16be } from './bytes.js';
+import { abytes, compareBytes, equalBytes, toHex, u16be } from './bytes.js';
 import { decodeStructure, encodeStructure, StructType } from './cbor.js';
 import { ArgumentError, DecodeError } from './errors.js';
 import { Label, labelled } from './labels.js';
@@ -102,14 +102,6 @@ export function formatSafetyNumber(safetyNumber: string): string {
     throw new ArgumentError('formatSafetyNumber: expected a string of 60 decimal digits');
   }
   return safetyNumber.match(/[0-9]{5}/g)!.join(' ');
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length && i < b.length; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 function payloadFor(x: Uint8Array, y: Uint8Array): Uint8Array {
