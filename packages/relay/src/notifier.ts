@@ -1,5 +1,5 @@
 /**
- * Cross-connection fan-out (spec/relay.md, "Delivery"): after a message is committed, the node
+ * Cross-connection fan-out (spec/relay.md, "Delivery"): once a message is stored, the node
  * that stored it tells the connections of its mailboxes. The in-process notifier serves one
  * node; a NATS JetStream notifier can implement the same interface so that a message stored by
  * one relay node reaches a recipient connected to another.
@@ -15,6 +15,12 @@ export interface DeliveryNote {
   storedAt: number;
   /** The delivery's bytes, when the notifier shares memory with the storing node. */
   inline?: { prelude: Uint8Array; records: Uint8Array };
+  /**
+   * Resolves when the delivery is committed. The in-process notifier publishes at once (its
+   * listeners push the inline bytes); a notifier between nodes must publish only after this,
+   * since the other nodes read the delivery from the store.
+   */
+  durable: Promise<void>;
 }
 
 export type ControlEvent =

@@ -48,10 +48,10 @@ export interface RelayLimits {
   maxDirectoryResults: number;
   /** Interval of the expiry sweep, in ms. Default 60000. */
   expiryIntervalMs: number;
-  /** Most writes in one transaction. Default 1000. */
-  commitMaxBatch: number;
-  /** Extra time the writer waits to gather writes before committing, in ms (0: as soon as the previous commit is done). Default 0. */
+  /** Extra time to gather writes before a commit when the writer is idle, in ms (0: at the end of the event-loop turn). Default 0. */
   commitDelayMs: number;
+  /** Envelope bytes of committed, unacknowledged messages the SQLite store keeps in memory (the rest is read back when needed). Default 64 MiB. */
+  storeCacheBytes: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -75,8 +75,8 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   prekeysLowThreshold: 10,
   maxDirectoryResults: 256,
   expiryIntervalMs: 60_000,
-  commitMaxBatch: 1000,
   commitDelayMs: 0,
+  storeCacheBytes: 64 << 20,
 });
 
 export interface RelayOptions {
@@ -130,7 +130,6 @@ export function resolveOptions(options: RelayOptions): ResolvedOptions {
   const limits = { ...DEFAULT_LIMITS, ...(options.limits ?? {}) };
   for (const [k, v] of Object.entries(limits)) positive(k, v, k !== 'messagesPerSecond');
   if (limits.maxDirectoryResults > 256) throw new TypeError('relay limits.maxDirectoryResults: at most 256');
-  if (limits.commitMaxBatch < 1) throw new TypeError('relay limits.commitMaxBatch: at least 1');
   const port = options.port ?? 0;
   positive('port', port);
   return {

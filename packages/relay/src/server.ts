@@ -65,8 +65,8 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
   const store: RelayStore =
     options.store ??
     (await SqliteStore.open(opts.dataDir as string, {
-      maxBatch: limits.commitMaxBatch,
       commitDelayMs: limits.commitDelayMs,
+      cacheBytes: limits.storeCacheBytes,
       onCommit: (ops, seconds) => {
         metrics.commitBatch.observe(ops);
         metrics.commitSeconds.observe(seconds);

@@ -340,8 +340,9 @@ export class Session {
         if (result.status === 'mailbox-full') {
           throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${hex(result.mailbox)} is full (${result.limit})`);
         }
-        this.sendFrame({ type: RelayFrameType.Stored, requestId, clientMessageId: frame.clientMessageId, messageId: result.messageId });
-        if (result.status === 'duplicate') return;
+        const stored = () =>
+          this.sendFrame({ type: RelayFrameType.Stored, requestId, clientMessageId: frame.clientMessageId, messageId: result.messageId });
+        if (result.status === 'duplicate') return result.durable.then(stored);
         const m = this.ctx.metrics;
         m.messagesStored.inc();
         m.deliveriesStored.inc(routes.length);
@@ -349,14 +350,19 @@ export class Session {
         if (this.ctx.log.isLevelEnabled('debug')) {
           this.ctx.log.debug({ message: hex(messageId), bytes: envelope.length, routes: routes.length }, 'stored');
         }
+        // Recipients get the message while its commit runs (they deduplicate, and a crash before
+        // the commit means no Stored, so the sender sends it again); the sender gets Stored only
+        // once it is durable.
         routes.forEach((r, i) => {
           this.ctx.notifier.publish(r.mailbox, {
             seq: result.seqs[i] as number,
             messageId: result.messageId,
             storedAt: result.storedAt,
             inline: { prelude: split.preludes[i] as Uint8Array, records },
+            durable: result.durable,
           });
         });
+        return result.durable.then(stored);
       });
   }
 

@@ -1,33 +1,60 @@
-/** Messages between the SQLite store (main thread) and its writer thread (sqlite-worker.ts). */
+/**
+ * Messages between the SQLite store (main thread) and its writer thread (sqlite-worker.ts).
+ *
+ * Mail goes as one batch per transaction in a compact binary form, its buffers transferred, not
+ * copied: a structured clone of an object per message would cost more than the SQL.
+ */
 import type { RelayPrekey } from '@valise/protocol';
-import type { DirectoryRecord, StoreMessageInput } from './store.js';
+import type { DirectoryRecord } from './store.js';
 
+/** Operations other than mail: rare, so plain objects; each has its own result. */
 export type WriteOp =
-  | { op: 'store'; id: number; input: StoreMessageInput }
-  | { op: 'ack'; id: number; mailbox: Uint8Array; messageIds: Uint8Array[]; now: number }
   | { op: 'putPrekeys'; id: number; mailbox: Uint8Array; prekeys: RelayPrekey[]; signed?: RelayPrekey; max: number }
   | { op: 'takePrekey'; id: number; mailbox: Uint8Array }
   | { op: 'putDirectory'; id: number; entry: DirectoryRecord }
   | { op: 'putRevocation'; id: number; bytes: Uint8Array; sequence: number }
-  | { op: 'expire'; id: number; now: number }
   | { op: 'flush'; id: number };
 
-/**
- * The result of a 'store' operation, kept small because it crosses threads: the seq of each
- * delivery, 'duplicate', or the limit a route would exceed and that route's index.
- */
-export type StoreResultWire = number[] | 'duplicate' | ['messages' | 'bytes', number];
+/** Numbers per inserted message in {@link MailBatch.inserts}. */
+export const INSERT_FIELDS = 6;
 
-export type WorkerRequest = { ops: WriteOp[] } | { close: true };
+/**
+ * Everything one transaction writes, in this order: new messages, acknowledged deliveries of
+ * messages that keep others, deleted messages, the batch's message ids for deduplication, the
+ * end of dedupe windows, the seq high-water mark, then the other operations.
+ */
+export interface MailBatch {
+  /**
+   * Per new message, {@link INSERT_FIELDS} numbers: row, storedAt, expiresAt, dedupeUntil,
+   * routes length, records length. The bytes (16-byte id, routes, records, in that order per
+   * message) follow one another in `bytes`.
+   */
+  inserts: Float64Array;
+  bytes: Uint8Array;
+  /** Seqs to record in `acked`. */
+  acked: Float64Array;
+  /** Per deleted message: row, route count (its `acked` rows are `row .. row + count - 1`). */
+  deleted: Float64Array;
+  /** 16-byte ids of the batch's new messages, remembered until `seenUntil`. */
+  seenIds: Uint8Array;
+  seenUntil: number;
+  /** Forget dedupe rows whose window ended at or before this time (0: none). */
+  forgetBefore: number;
+  nextSeq: number;
+  ops: WriteOp[];
+}
+
+export type WorkerRequest = { batch: MailBatch } | { close: true };
 
 export type OpResult = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: string };
 
-export type WorkerResponse = { ready: true } | { fatal: string } | { results: OpResult[]; ops: number; seconds: number } | { closed: true };
+export type WorkerResponse =
+  | { ready: true }
+  | { fatal: string }
+  | { committed: true; results: OpResult[]; writes: number; seconds: number }
+  | { failed: string }
+  | { closed: true };
 
 export interface WorkerConfig {
   path: string;
-  /** Most operations in one transaction. */
-  maxBatch: number;
-  /** Extra time to gather operations before a commit, in ms (0: commit as soon as the previous commit is done). */
-  commitDelayMs: number;
 }

@@ -1,44 +1,42 @@
 /**
- * The SQLite layout of a relay data folder (spec/relay.md, "Storage"), shared by the writer
+ * The SQLite layout of a relay data folder (spec/relay.md, "SQLite store"), shared by the writer
  * thread, the reader on the main thread, and backup/restore.
  *
- * - `messages`: one row per stored envelope: the record stream, stored once however many
- *   mailboxes it goes to. Its `message_id` is derived from the sender and the client message id
- *   (relay-frames.ts, `relayMessageId`), so the unique index on it also makes a retried Send
- *   idempotent. When its last delivery is acknowledged, the records are dropped and the row stays
- *   as a small tombstone (`live = 0`) until the dedupe window ends. No sender identity is stored.
- * - `deliveries`: one row per (mailbox, message): the recipient's one-entry prelude. The rowid
- *   `seq` is AUTOINCREMENT so that it is never reused: connections page through a mailbox by seq.
+ * Mail is stored as a log that the in-memory index (mail-index.ts) is rebuilt from at open:
+ * - `messages`: one row per stored envelope while any of its deliveries waits: the routes
+ *   (mailbox and one-entry prelude of each) and the record stream, stored once however many
+ *   mailboxes it goes to. The row id is the seq of its first delivery (route i has seq id + i);
+ *   seqs are handed out by the relay and never reused (`meta.next_seq`). No sender identity is
+ *   stored. The row is deleted when its last delivery is acknowledged or expires.
+ * - `acked`: the seq of each acknowledged delivery whose message still has others waiting
+ *   (deleted with the message).
+ * - `seen`: one row per commit, the ids of the messages it stored, remembered until the dedupe
+ *   window ends so that a retried Send is not stored twice.
  * - `prekeys` (one-time, never restored from a backup), `signed_prekeys`, `directory`,
- *   `revocation` (the newest list only), `meta` (schema version).
+ *   `revocation` (the newest list only), `meta` (schema version, next seq).
  */
 import type { Database } from 'better-sqlite3';
 
 export const DB_FILE = 'relay.db';
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS messages (
   id INTEGER PRIMARY KEY,
-  message_id BLOB NOT NULL UNIQUE,
-  records BLOB NOT NULL,
-  live INTEGER NOT NULL,
+  message_id BLOB NOT NULL,
   stored_at INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
-  dedupe_until INTEGER NOT NULL
+  routes BLOB NOT NULL,
+  records BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS messages_expiry ON messages (expires_at);
-CREATE INDEX IF NOT EXISTS messages_tombstones ON messages (dedupe_until) WHERE live = 0;
-CREATE TABLE IF NOT EXISTS deliveries (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  mailbox BLOB NOT NULL,
-  message_ref INTEGER NOT NULL,
-  prelude BLOB NOT NULL,
-  size INTEGER NOT NULL
+CREATE TABLE IF NOT EXISTS acked (seq INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS seen (
+  id INTEGER PRIMARY KEY,
+  until INTEGER NOT NULL,
+  ids BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS deliveries_mailbox ON deliveries (mailbox);
-CREATE INDEX IF NOT EXISTS deliveries_message ON deliveries (message_ref);
+CREATE INDEX IF NOT EXISTS seen_until ON seen (until);
 CREATE TABLE IF NOT EXISTS prekeys (
   mailbox BLOB NOT NULL,
   id INTEGER NOT NULL,
@@ -89,11 +87,46 @@ export function applyPragmas(db: Database): void {
 export function migrate(db: Database): void {
   db.exec(SCHEMA);
   const row = db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: number } | undefined;
-  if (row === undefined) db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
-  else if (row.value !== SCHEMA_VERSION) throw new Error(`relay database schema ${row.value}, this relay understands ${SCHEMA_VERSION}`);
+  if (row === undefined) {
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
+    db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('next_seq', 1);
+  } else if (row.value !== SCHEMA_VERSION) throw new Error(`relay database schema ${row.value}, this relay understands ${SCHEMA_VERSION}`);
 }
 
 /** Removes every one-time prekey: they must never be handed out twice, so no copy may come back. */
 export function wipeOneTimePrekeys(db: Database): number {
   return db.prepare('DELETE FROM prekeys').run().changes;
+}
+
+/** Bytes per route in `messages.routes` before its prelude: mailbox (16) and prelude length (u32be). */
+export const ROUTE_HEAD = 20;
+
+/** Encodes a message's routes: per route, mailbox || u32be(prelude length) || prelude. */
+export function encodeRoutes(mailboxes: readonly Uint8Array[], preludes: readonly Uint8Array[], out: Uint8Array, at: number): number {
+  let o = at;
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  mailboxes.forEach((mailbox, i) => {
+    const prelude = preludes[i] as Uint8Array;
+    out.set(mailbox, o);
+    view.setUint32(o + 16, prelude.length);
+    out.set(prelude, o + ROUTE_HEAD);
+    o += ROUTE_HEAD + prelude.length;
+  });
+  return o - at;
+}
+
+/** Decodes `messages.routes`; the database is trusted, but a torn value fails loudly. */
+export function decodeRoutes(routes: Uint8Array): { mailboxes: Uint8Array[]; preludes: Uint8Array[] } {
+  const mailboxes: Uint8Array[] = [];
+  const preludes: Uint8Array[] = [];
+  const view = new DataView(routes.buffer, routes.byteOffset, routes.byteLength);
+  for (let o = 0; o < routes.length; ) {
+    if (o + ROUTE_HEAD > routes.length) throw new Error('relay database: truncated routes');
+    const length = view.getUint32(o + 16);
+    if (o + ROUTE_HEAD + length > routes.length) throw new Error('relay database: truncated routes');
+    mailboxes.push(routes.subarray(o, o + 16));
+    preludes.push(routes.subarray(o + ROUTE_HEAD, o + ROUTE_HEAD + length));
+    o += ROUTE_HEAD + length;
+  }
+  return { mailboxes, preludes };
 }

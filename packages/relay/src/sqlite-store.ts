@@ -2,12 +2,16 @@
  * The default {@link RelayStore}: SQLite (better-sqlite3) in the relay's data folder, WAL with
  * `synchronous=FULL`, and group commit.
  *
- * Writes are queued on the main thread, handed to a writer thread once per event-loop turn (or
- * when `maxBatch` are waiting) and committed there in one transaction per batch; each promise
- * resolves after its transaction committed. The fsync therefore never blocks the thread that
- * serves sockets, and one fsync covers every write that arrived while the previous one ran.
- * Reads (a mailbox's backlog, directory lookups) run on the main thread on their own
- * connection: WAL readers see every committed transaction and never wait for the writer.
+ * Every decision about mail (duplicate, mailbox full, seqs, what an Ack or the expiry sweep
+ * removes) is taken at once on the main thread by an in-memory index (mail-index.ts), which is
+ * rebuilt from the database at open. What was decided goes into the open batch; one batch at a
+ * time goes to a writer thread, which commits it in one transaction: everything that arrived
+ * while the previous transaction's fsync ran shares the next one, and the thread serving sockets
+ * never waits for the disk. Each write's promise resolves after its transaction committed.
+ *
+ * The envelope bytes of messages not yet committed are held in memory (readers cannot see them
+ * in the database yet), and those of committed messages in a cache bounded in bytes; the others
+ * are read back from the database on the main thread (WAL readers never wait for the writer).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,8 +19,9 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { RelayPrekey } from '@valise/protocol';
 import Database from 'better-sqlite3';
-import type { OpResult, StoreResultWire, WorkerConfig, WorkerResponse, WriteOp } from './sqlite-protocol.js';
-import { DB_FILE } from './sqlite-schema.js';
+import { type Delivery, MailIndex, type PendingMessage, type Removal } from './mail-index.js';
+import { INSERT_FIELDS, type MailBatch, type WorkerConfig, type WorkerResponse, type WriteOp } from './sqlite-protocol.js';
+import { DB_FILE, decodeRoutes, encodeRoutes, ROUTE_HEAD } from './sqlite-schema.js';
 import type {
   CommitObserver,
   DirectoryLookupQuery,
@@ -31,19 +36,106 @@ import type {
 } from './store.js';
 
 export interface SqliteStoreOptions {
-  /** Most writes per transaction (default 1000). */
-  maxBatch?: number;
-  /** Extra time the writer waits to gather writes before committing, in ms (default 0). */
+  /** Extra time to gather writes before a commit when the writer is idle, in ms (default 0). */
   commitDelayMs?: number;
+  /** Envelope bytes of committed, unacknowledged messages kept in memory (default 64 MiB). */
+  cacheBytes?: number;
   onCommit?: CommitObserver;
-  /** Called with the seconds from queueing to result of each write. */
+  /** Called with the seconds from queueing to commit of each batch of writes (once per batch). */
   onWriteLatency?: (seconds: number) => void;
 }
 
 /** A write operation before the store numbers it. */
 type NewOp = WriteOp extends infer T ? (T extends WriteOp ? Omit<T, 'id'> : never) : never;
 
-type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; at: number };
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** The bytes of one message: each route's framed prelude and the shared records. */
+interface Body {
+  preludes: Uint8Array[];
+  records: Uint8Array;
+  size: number;
+}
+
+interface NewRow {
+  message: PendingMessage;
+  dedupeUntil: number;
+  mailboxes: Uint8Array[];
+  body: Body;
+}
+
+/** The writes gathered for the next transaction. */
+class OpenBatch {
+  readonly rows: NewRow[] = [];
+  readonly acked: number[] = [];
+  /** Row, route count. */
+  readonly deleted: number[] = [];
+  forgetBefore = 0;
+  readonly ops: WriteOp[] = [];
+  readonly done = deferred<void>();
+  readonly openedAt = performance.now();
+
+  constructor() {
+    // Callers that only use `done` for ordering may never attach a handler; a failure is reported
+    // through the promises they do hold.
+    this.done.promise.catch(() => {});
+  }
+
+  get empty(): boolean {
+    return (
+      this.rows.length === 0 && this.acked.length === 0 && this.deleted.length === 0 && this.forgetBefore === 0 && this.ops.length === 0
+    );
+  }
+
+  /** The batch in its transferable form (see sqlite-protocol.ts). */
+  encode(nextSeq: number): { batch: MailBatch; transfer: ArrayBuffer[] } {
+    let size = 0;
+    for (const r of this.rows) size += 16 + r.body.preludes.reduce((n, p) => n + ROUTE_HEAD + p.length, 0) + r.body.records.length;
+    const bytes = new Uint8Array(size);
+    const inserts = new Float64Array(this.rows.length * INSERT_FIELDS);
+    const seenIds = new Uint8Array(this.rows.length * 16);
+    let seenUntil = 0;
+    let o = 0;
+    this.rows.forEach((r, i) => {
+      bytes.set(r.message.id, o);
+      const routesLength = encodeRoutes(r.mailboxes, r.body.preludes, bytes, o + 16);
+      bytes.set(r.body.records, o + 16 + routesLength);
+      o += 16 + routesLength + r.body.records.length;
+      inserts.set(
+        [r.message.row, r.message.storedAt, r.message.expiresAt, r.dedupeUntil, routesLength, r.body.records.length],
+        i * INSERT_FIELDS,
+      );
+      seenIds.set(r.message.id, i * 16);
+      seenUntil = Math.max(seenUntil, r.dedupeUntil);
+    });
+    const batch: MailBatch = {
+      inserts,
+      bytes,
+      acked: Float64Array.from(this.acked),
+      deleted: Float64Array.from(this.deleted),
+      seenIds,
+      seenUntil,
+      forgetBefore: this.forgetBefore,
+      nextSeq,
+      ops: this.ops,
+    };
+    return { batch, transfer: [inserts.buffer, bytes.buffer, batch.acked.buffer, batch.deleted.buffer, seenIds.buffer] as ArrayBuffer[] };
+  }
+}
 
 interface DirectoryRow {
   device_cert_id: Buffer;
@@ -76,15 +168,25 @@ function workerUrl(): URL {
 }
 
 export class SqliteStore implements RelayStore {
-  private readonly pending = new Map<number, Pending>();
-  private outbox: WriteOp[] = [];
+  private readonly index = new MailIndex();
+  private open = new OpenBatch();
+  /** The batch the writer is committing, if any: one at a time, so commits keep their order. */
+  private committing: { batch: OpenBatch; rows: NewRow[] } | undefined;
   private scheduled = false;
-  private nextId = 1;
+  private readonly pendingOps = new Map<number, Deferred<unknown>>();
+  private nextOpId = 1;
+  /** Bodies of messages not yet committed: the database cannot give them back yet. */
+  private readonly pinned = new Map<number, Body>();
+  /** Bodies of committed messages with deliveries left, least recently used first. */
+  private readonly cache = new Map<number, Body>();
+  private cachedBytes = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
   private failure: Error | undefined;
-  private readonly maxBatch: number;
   private readonly reads;
+  private readonly commitDelayMs: number;
+  private readonly cacheBytes: number;
+  private readonly onCommit: CommitObserver | undefined;
   private readonly onWriteLatency: ((seconds: number) => void) | undefined;
 
   private constructor(
@@ -93,21 +195,13 @@ export class SqliteStore implements RelayStore {
     options: SqliteStoreOptions,
     private readonly workerDone: Promise<void>,
   ) {
-    this.maxBatch = options.maxBatch ?? 1000;
+    this.commitDelayMs = options.commitDelayMs ?? 0;
+    this.cacheBytes = options.cacheBytes ?? 64 << 20;
+    this.onCommit = options.onCommit;
     this.onWriteLatency = options.onWriteLatency;
-    const onCommit = options.onCommit;
-    worker.on('message', (m: WorkerResponse) => {
-      if ('results' in m) {
-        onCommit?.(m.ops, m.seconds);
-        for (const r of m.results) this.settle(r);
-      }
-    });
+    worker.on('message', (m: WorkerResponse) => this.onWorkerMessage(m));
     this.reads = {
-      mailbox: reader.prepare(
-        `SELECT d.seq AS seq, m.message_id AS messageId, d.prelude AS prelude, m.records AS records, m.stored_at AS storedAt
-         FROM deliveries d JOIN messages m ON m.id = d.message_ref
-         WHERE d.mailbox = ? AND d.seq > ? AND m.expires_at > ? ORDER BY d.seq LIMIT ?`,
-      ),
+      body: reader.prepare('SELECT routes, records FROM messages WHERE id = ?'),
       prekeyCount: reader.prepare('SELECT count(*) FROM prekeys WHERE mailbox = ?').pluck(),
       hasSigned: reader.prepare('SELECT 1 FROM signed_prekeys WHERE mailbox = ?').pluck(),
       byPerson: reader.prepare('SELECT * FROM directory WHERE person_id = ? ORDER BY published_at LIMIT ?'),
@@ -116,18 +210,14 @@ export class SqliteStore implements RelayStore {
         `SELECT * FROM directory WHERE name LIKE ? ESCAPE '\\' OR unit LIKE ? ESCAPE '\\' ORDER BY unit, name LIMIT ?`,
       ),
       revocation: reader.prepare('SELECT bytes FROM revocation WHERE id = 1').pluck(),
-      stats: reader.prepare(
-        'SELECT (SELECT count(*) FROM messages WHERE live = 1) AS messages, (SELECT count(*) FROM deliveries) AS deliveries, (SELECT count(DISTINCT mailbox) FROM deliveries) AS mailboxes',
-      ),
     };
   }
 
-  /** Opens (creating if needed) the store in `dataDir`. */
+  /** Opens (creating if needed) the store in `dataDir` and rebuilds its index. */
   static async open(dataDir: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const path = join(dataDir, DB_FILE);
-    const config: WorkerConfig = { path, maxBatch: options.maxBatch ?? 1000, commitDelayMs: options.commitDelayMs ?? 0 };
-    const worker = startWorker(config);
+    const worker = startWorker({ path });
     const done = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: WorkerResponse) => {
@@ -145,9 +235,48 @@ export class SqliteStore implements RelayStore {
     reader.pragma('busy_timeout = 5000');
     reader.pragma('query_only = ON');
     const store = new SqliteStore(worker, reader, options, done);
+    store.load();
     worker.on('error', (err) => store.fail(err));
     worker.on('exit', () => store.fail(new Error('relay store: the writer thread exited')));
     return store;
+  }
+
+  /** Rebuilds the index from the database (at open, before any write). */
+  private load(): void {
+    const restored: PendingMessage[] = [];
+    const rows = this.reader
+      .prepare('SELECT id, message_id, stored_at, expires_at, routes, length(records) AS recordsLength FROM messages ORDER BY id')
+      .iterate() as Iterable<{
+      id: number;
+      message_id: Buffer;
+      stored_at: number;
+      expires_at: number;
+      routes: Buffer;
+      recordsLength: number;
+    }>;
+    for (const r of rows) {
+      const { mailboxes, preludes } = decodeRoutes(u8(r.routes));
+      const keys = mailboxes.map((m) => Buffer.from(m).toString('hex'));
+      const sizes = preludes.map((p) => p.length + r.recordsLength);
+      restored.push(this.index.restore(r.id, new Uint8Array(r.message_id), r.stored_at, r.expires_at, keys, sizes));
+    }
+    // An acked row names a delivery by seq; its message is the one with the greatest row not above it.
+    for (const seq of this.reader.prepare('SELECT seq FROM acked ORDER BY seq').pluck().iterate() as Iterable<number>) {
+      let lo = 0;
+      let hi = restored.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((restored[mid] as PendingMessage).row <= seq) lo = mid + 1;
+        else hi = mid;
+      }
+      const m = restored[lo - 1];
+      if (m !== undefined && seq < m.row + m.mailboxes.length) this.index.restoreAck(seq, m);
+    }
+    for (const r of this.reader.prepare('SELECT until, ids FROM seen ORDER BY id').iterate() as Iterable<{ until: number; ids: Buffer }>) {
+      for (let o = 0; o + 16 <= r.ids.length; o += 16) this.index.remember(r.ids.toString('latin1', o, o + 16), r.until);
+    }
+    const next = this.reader.prepare("SELECT value FROM meta WHERE key = 'next_seq'").pluck().get() as number | undefined;
+    this.index.nextSeq = Math.max(this.index.nextSeq, next ?? 1);
   }
 
   /** Event-loop utilisation of the writer thread (busy share, including time blocked in fsync). */
@@ -160,86 +289,210 @@ export class SqliteStore implements RelayStore {
     return join(dataDir, DB_FILE);
   }
 
-  private settle(r: OpResult): void {
-    const p = this.pending.get(r.id);
-    if (p === undefined) return;
-    this.pending.delete(r.id);
-    this.onWriteLatency?.((performance.now() - p.at) / 1000);
-    if (r.ok) p.resolve(r.value);
-    else p.reject(new Error(`relay store: ${r.error}`));
-  }
+  // -------------------------------------------------------------------------------------------
+  // Group commit
 
-  /** The writer is gone: every pending and later write fails (the relay reports it in /healthz). */
-  private fail(err: Error): void {
-    this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(err);
-    this.pending.clear();
-  }
-
-  private write<T>(op: NewOp): Promise<T> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error('relay store: closed'));
-    const id = this.nextId++;
-    const promise = new Promise<T>((resolve, reject) =>
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, at: performance.now() }),
-    );
-    this.outbox.push({ ...op, id } as WriteOp);
-    if (this.outbox.length >= this.maxBatch) this.post();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      // Once per event-loop turn: every frame read in this turn goes in one message.
-      setImmediate(() => this.post());
+  private onWorkerMessage(m: WorkerResponse): void {
+    if ('committed' in m) {
+      const c = this.committing;
+      this.committing = undefined;
+      if (c === undefined) return;
+      this.onCommit?.(m.writes, m.seconds);
+      this.onWriteLatency?.((performance.now() - c.batch.openedAt) / 1000);
+      // Committed bodies move to the cache, or go if their message was acknowledged meanwhile.
+      for (const r of c.rows) {
+        const body = this.pinned.get(r.message.row);
+        if (body === undefined) continue;
+        this.pinned.delete(r.message.row);
+        if (r.message.live > 0) this.cacheBody(r.message.row, body);
+      }
+      for (const res of m.results) {
+        const p = this.pendingOps.get(res.id);
+        if (p === undefined) continue;
+        this.pendingOps.delete(res.id);
+        if (res.ok) p.resolve(res.value);
+        else p.reject(new Error(`relay store: ${res.error}`));
+      }
+      c.batch.done.resolve();
+      if (!this.open.empty) this.post();
+    } else if ('failed' in m) {
+      this.fail(new Error(`relay store: a transaction failed: ${m.failed}`));
     }
-    return promise;
+  }
+
+  /** Posts the open batch at the end of this event-loop turn (or after `commitDelayMs`). */
+  private schedule(): void {
+    if (this.scheduled || this.committing !== undefined) return;
+    this.scheduled = true;
+    const run = () => {
+      this.scheduled = false;
+      this.post();
+    };
+    if (this.commitDelayMs > 0) setTimeout(run, this.commitDelayMs);
+    else setImmediate(run);
   }
 
   private post(): void {
-    this.scheduled = false;
-    if (this.outbox.length === 0) return;
-    const ops = this.outbox;
-    this.outbox = [];
-    this.worker.postMessage({ ops });
+    if (this.committing !== undefined || this.open.empty || this.failure !== undefined) return;
+    const batch = this.open;
+    this.open = new OpenBatch();
+    const { batch: wire, transfer } = batch.encode(this.index.nextSeq);
+    this.committing = { batch, rows: batch.rows };
+    this.worker.postMessage({ batch: wire }, transfer);
   }
 
-  async storeMessage(input: StoreMessageInput): Promise<StoreMessageResult> {
-    const r = await this.write<StoreResultWire>({ op: 'store', input });
-    if (r === 'duplicate') return { status: 'duplicate', messageId: input.messageId };
-    if (typeof r[0] === 'string') {
-      const [limit, index] = r as ['messages' | 'bytes', number];
-      return { status: 'mailbox-full', mailbox: (input.deliveries[index] as { mailbox: Uint8Array }).mailbox, limit };
+  /** The writer failed: every pending and later write fails (the relay reports it in /healthz). */
+  private fail(err: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    this.committing?.batch.done.reject(err);
+    this.committing = undefined;
+    this.open.done.reject(err);
+    for (const p of this.pendingOps.values()) p.reject(err);
+    this.pendingOps.clear();
+  }
+
+  private checkWritable(): void {
+    if (this.failure !== undefined) throw this.failure;
+    if (this.closed) throw new Error('relay store: closed');
+  }
+
+  private writeOp<T>(op: NewOp): Promise<T> {
+    try {
+      this.checkWritable();
+    } catch (err) {
+      return Promise.reject(err);
     }
-    return { status: 'stored', messageId: input.messageId, storedAt: input.storedAt, seqs: r as number[] };
+    const id = this.nextOpId++;
+    const d = deferred<unknown>();
+    this.pendingOps.set(id, d);
+    this.open.ops.push({ ...op, id } as WriteOp);
+    this.schedule();
+    return d.promise as Promise<T>;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Envelope bytes
+
+  private cacheBody(row: number, body: Body): void {
+    this.cache.set(row, body);
+    this.cachedBytes += body.size;
+    for (const [r, b] of this.cache) {
+      if (this.cachedBytes <= this.cacheBytes) break;
+      this.cache.delete(r);
+      this.cachedBytes -= b.size;
+    }
+  }
+
+  private dropBody(row: number): void {
+    this.pinned.delete(row);
+    const b = this.cache.get(row);
+    if (b === undefined) return;
+    this.cache.delete(row);
+    this.cachedBytes -= b.size;
+  }
+
+  private body(row: number): Body {
+    const pinned = this.pinned.get(row);
+    if (pinned !== undefined) return pinned;
+    const cached = this.cache.get(row);
+    if (cached !== undefined) {
+      // Most recently used goes last.
+      this.cache.delete(row);
+      this.cache.set(row, cached);
+      return cached;
+    }
+    const r = this.reads.body.get(row) as { routes: Buffer; records: Buffer } | undefined;
+    if (r === undefined) throw new Error(`relay store: message row ${row} is missing`);
+    const { preludes } = decodeRoutes(u8(r.routes));
+    const body: Body = { preludes, records: u8(r.records), size: r.routes.length + r.records.length };
+    this.cacheBody(row, body);
+    return body;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // RelayStore
+
+  async storeMessage(input: StoreMessageInput): Promise<StoreMessageResult> {
+    this.checkWritable();
+    if (this.index.isDuplicate(input.messageId)) return { status: 'duplicate', messageId: input.messageId, durable: this.barrier() };
+    const mailboxes = input.deliveries.map((d) => d.mailbox);
+    const sizes = input.deliveries.map((d) => d.prelude.length + input.records.length);
+    const over = this.index.overLimit(mailboxes, sizes, input.limits);
+    if (over !== undefined) return { status: 'mailbox-full', mailbox: mailboxes[over.route] as Uint8Array, limit: over.limit };
+    const message = this.index.add({
+      id: input.messageId,
+      storedAt: input.storedAt,
+      expiresAt: input.expiresAt,
+      dedupeUntil: input.dedupeUntil,
+      mailboxes,
+      sizes,
+    });
+    const preludes = input.deliveries.map((d) => d.prelude);
+    const body: Body = { preludes, records: input.records, size: input.records.length + sizes.length * ROUTE_HEAD };
+    for (const p of preludes) body.size += p.length;
+    this.pinned.set(message.row, body);
+    this.open.rows.push({ message, dedupeUntil: input.dedupeUntil, mailboxes, body });
+    this.schedule();
+    return {
+      status: 'stored',
+      messageId: input.messageId,
+      storedAt: input.storedAt,
+      seqs: mailboxes.map((_, i) => message.row + i),
+      durable: this.open.done.promise,
+    };
   }
 
   async readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]> {
-    const rows = this.reads.mailbox.all(mailbox, afterSeq, now, limit) as {
-      seq: number;
-      messageId: Buffer;
-      prelude: Buffer;
-      records: Buffer;
-      storedAt: number;
-    }[];
-    return rows.map((r) => ({
-      seq: r.seq,
-      messageId: u8(r.messageId),
-      prelude: u8(r.prelude),
-      records: u8(r.records),
-      storedAt: r.storedAt,
-    }));
+    return this.index.page(mailbox, afterSeq, limit, now).map((d: Delivery) => {
+      const body = this.body(d.message.row);
+      return {
+        seq: d.seq,
+        messageId: d.message.id,
+        prelude: body.preludes[d.route] as Uint8Array,
+        records: body.records,
+        storedAt: d.message.storedAt,
+      };
+    });
   }
 
-  ack(mailbox: Uint8Array, messageIds: Uint8Array[], now: number): Promise<number> {
-    return this.write({ op: 'ack', mailbox, messageIds, now });
+  /** Puts what an Ack or the expiry sweep removed into the open batch. */
+  private remove(removal: Removal): void {
+    for (const seq of removal.acked) this.open.acked.push(seq);
+    for (const m of removal.deleted) {
+      this.open.deleted.push(m.row, m.mailboxes.length);
+      this.dropBody(m.row);
+    }
+  }
+
+  /**
+   * Resolves when everything queued so far is committed. An Ack that removes nothing waits too:
+   * an earlier Ack of the same delivery may be queued, and its Ok must not overtake that commit.
+   */
+  private barrier(): Promise<void> {
+    if (!this.open.empty) {
+      this.schedule();
+      return this.open.done.promise;
+    }
+    return this.committing?.batch.done.promise ?? Promise.resolve();
+  }
+
+  async ack(mailbox: Uint8Array, messageIds: Uint8Array[], _now: number): Promise<number> {
+    this.checkWritable();
+    const removal = this.index.ack(mailbox, messageIds);
+    this.remove(removal);
+    await this.barrier();
+    return removal.deliveries;
   }
 
   putPrekeys(mailbox: Uint8Array, prekeys: RelayPrekey[], signed: RelayPrekey | undefined, max: number): Promise<PutPrekeysResult> {
     const op: Omit<Extract<WriteOp, { op: 'putPrekeys' }>, 'id'> = { op: 'putPrekeys', mailbox, prekeys, max };
     if (signed !== undefined) op.signed = signed;
-    return this.write(op);
+    return this.writeOp(op);
   }
 
   takePrekey(mailbox: Uint8Array): Promise<TakenPrekeys> {
-    return this.write({ op: 'takePrekey', mailbox });
+    return this.writeOp({ op: 'takePrekey', mailbox });
   }
 
   async countPrekeys(mailbox: Uint8Array): Promise<{ count: number; hasSigned: boolean }> {
@@ -250,7 +503,7 @@ export class SqliteStore implements RelayStore {
   }
 
   putDirectoryEntry(entry: DirectoryRecord): Promise<void> {
-    return this.write({ op: 'putDirectory', entry });
+    return this.writeOp({ op: 'putDirectory', entry });
   }
 
   async lookupDirectory(query: DirectoryLookupQuery, limit: number): Promise<DirectoryRecord[]> {
@@ -274,7 +527,7 @@ export class SqliteStore implements RelayStore {
   }
 
   putRevocationList(bytes: Uint8Array, sequence: number): Promise<boolean> {
-    return this.write({ op: 'putRevocation', bytes, sequence });
+    return this.writeOp({ op: 'putRevocation', bytes, sequence });
   }
 
   async getRevocationList(): Promise<Uint8Array | undefined> {
@@ -282,16 +535,22 @@ export class SqliteStore implements RelayStore {
     return b === undefined ? undefined : u8(b);
   }
 
-  expire(now: number): Promise<{ deliveries: number; messages: number }> {
-    return this.write({ op: 'expire', now });
+  async expire(now: number): Promise<{ deliveries: number; messages: number }> {
+    this.checkWritable();
+    const removal = this.index.expire(now);
+    this.remove(removal);
+    this.open.forgetBefore = now;
+    await this.barrier();
+    return { deliveries: removal.deliveries, messages: removal.deleted.length };
   }
 
   async stats(): Promise<StoreStats> {
-    return this.reads.stats.get() as StoreStats;
+    const s = this.index.stats();
+    return { messages: s.messages, deliveries: s.deliveries, mailboxes: s.mailboxes };
   }
 
   flush(): Promise<void> {
-    return this.write({ op: 'flush' });
+    return this.writeOp({ op: 'flush' });
   }
 
   close(): Promise<void> {
@@ -303,7 +562,6 @@ export class SqliteStore implements RelayStore {
         // the writer is gone already: nothing left to commit
       }
       this.closed = true;
-      this.post();
       this.worker.postMessage({ close: true });
       await this.workerDone;
       this.reader.close();

@@ -1,22 +1,31 @@
 /**
- * The SQLite writer thread: every write of the relay runs here, grouped into transactions
- * (group commit). While one transaction commits (an fsync, about a millisecond on a real disk),
- * the main thread keeps serving sockets and queueing operations; the next transaction takes all
- * of them at once. Each operation runs in its own savepoint, so one failing operation does not
- * undo the others of its batch. Results are posted back only after the commit returned.
+ * The SQLite writer thread: every write of the relay runs here, one transaction per batch (group
+ * commit). While one transaction commits (an fsync, about a millisecond on a real disk), the
+ * main thread keeps serving sockets and gathering the next batch. Results are posted back only
+ * after the commit returned.
+ *
+ * Mail statements cannot fail for a logical reason (the main thread's index decided everything
+ * they do), so a failed transaction is an I/O failure: the batch is reported as failed and the
+ * store stops. The other operations run each in a savepoint, so that one that fails fails alone.
  */
-import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import type { OpResult, StoreResultWire, WorkerConfig, WorkerRequest, WorkerResponse, WriteOp } from './sqlite-protocol.js';
+import {
+  INSERT_FIELDS,
+  type MailBatch,
+  type OpResult,
+  type WorkerConfig,
+  type WorkerRequest,
+  type WorkerResponse,
+  type WriteOp,
+} from './sqlite-protocol.js';
 import { applyPragmas, migrate } from './sqlite-schema.js';
-import type { DirectoryRecord, PutPrekeysResult, StoreMessageInput, TakenPrekeys } from './store.js';
+import type { DirectoryRecord, PutPrekeysResult, TakenPrekeys } from './store.js';
 
 const port = parentPort;
 if (port === null) throw new Error('sqlite-worker must run in a worker thread');
 const config = workerData as WorkerConfig;
 const post = (m: WorkerResponse) => port.postMessage(m);
-
-const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 
 let db: Database.Database;
 try {
@@ -29,23 +38,13 @@ try {
 }
 
 const st = {
-  insertMessage: db.prepare(
-    `INSERT INTO messages (message_id, records, live, stored_at, expires_at, dedupe_until) VALUES (?, ?, 1, ?, ?, ?)
-     ON CONFLICT (message_id) DO NOTHING`,
-  ),
-  messageExists: db.prepare('SELECT 1 FROM messages WHERE message_id = ?').pluck(),
-  insertDelivery: db.prepare('INSERT INTO deliveries (mailbox, message_ref, prelude, size) VALUES (?, ?, ?, ?)'),
-  messageRef: db.prepare('SELECT id FROM messages WHERE message_id = ?').pluck(),
-  deleteDelivery: db.prepare('DELETE FROM deliveries WHERE message_ref = ? AND mailbox = ? RETURNING size'),
-  deleteDeliveriesOf: db.prepare('DELETE FROM deliveries WHERE message_ref = ? RETURNING mailbox, size'),
-  anyDelivery: db.prepare('SELECT 1 FROM deliveries WHERE message_ref = ? LIMIT 1').pluck(),
-  /** The last delivery is gone: drop the records, keep the id until the dedupe window ends. */
-  tombstone: db.prepare("UPDATE messages SET records = x'', live = 0 WHERE id = ? AND dedupe_until > ?"),
+  insertMessage: db.prepare('INSERT INTO messages (id, message_id, stored_at, expires_at, routes, records) VALUES (?, ?, ?, ?, ?, ?)'),
+  insertAcked: db.prepare('INSERT OR IGNORE INTO acked (seq) VALUES (?)'),
   deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
-  expiredMessages: db.prepare('SELECT id FROM messages WHERE expires_at <= ? ORDER BY expires_at LIMIT 512').pluck(),
-  expireTombstones: db.prepare(
-    'DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE live = 0 AND dedupe_until <= ? ORDER BY dedupe_until LIMIT 4096)',
-  ),
+  deleteAcked: db.prepare('DELETE FROM acked WHERE seq >= ? AND seq < ?'),
+  insertSeen: db.prepare('INSERT INTO seen (until, ids) VALUES (?, ?)'),
+  forgetSeen: db.prepare('DELETE FROM seen WHERE until <= ?'),
+  nextSeq: db.prepare("UPDATE meta SET value = ? WHERE key = 'next_seq' AND value < ?"),
   prekeyCount: db.prepare('SELECT count(*) FROM prekeys WHERE mailbox = ?').pluck(),
   prekeyExists: db.prepare('SELECT 1 FROM prekeys WHERE mailbox = ? AND id = ?').pluck(),
   putPrekey: db.prepare('INSERT OR REPLACE INTO prekeys (mailbox, id, bytes) VALUES (?, ?, ?)'),
@@ -59,92 +58,51 @@ const st = {
   ),
   revocationSequence: db.prepare('SELECT sequence FROM revocation WHERE id = 1').pluck(),
   putRevocation: db.prepare('INSERT OR REPLACE INTO revocation (id, sequence, bytes) VALUES (1, ?, ?)'),
-  mailboxUsage: db.prepare('SELECT mailbox, count(*) AS n, sum(size) AS bytes FROM deliveries GROUP BY mailbox'),
 };
 
-/** Messages and bytes waiting in each mailbox; the deliveries table is the truth, this is its sum. */
-const usage = new Map<string, { n: number; bytes: number }>();
-function loadUsage(): void {
-  usage.clear();
-  for (const row of st.mailboxUsage.iterate() as Iterable<{ mailbox: Buffer; n: number; bytes: number }>) {
-    usage.set(hex(row.mailbox), { n: row.n, bytes: row.bytes });
-  }
-}
-loadUsage();
+/** A Buffer over part of the batch's bytes, without copying (better-sqlite3 binds Buffers). */
+const view = (bytes: Uint8Array, at: number, length: number) => Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
 
-function addUsage(key: string, n: number, bytes: number): void {
-  const u = usage.get(key);
-  if (u === undefined) {
-    if (n > 0) usage.set(key, { n, bytes });
-    return;
+/** Writes the mail of a batch; returns how many rows it wrote or deleted. */
+function writeMail(b: MailBatch): number {
+  let writes = 0;
+  let o = 0;
+  const f = b.inserts;
+  for (let i = 0; i < f.length; i += INSERT_FIELDS) {
+    // row, storedAt, expiresAt, dedupeUntil (used by the seen row), routes length, records length
+    const routesLength = f[i + 4] as number;
+    const recordsLength = f[i + 5] as number;
+    const id = view(b.bytes, o, 16);
+    const routes = view(b.bytes, o + 16, routesLength);
+    const records = view(b.bytes, o + 16 + routesLength, recordsLength);
+    st.insertMessage.run(f[i], id, f[i + 1], f[i + 2], routes, records);
+    o += 16 + routesLength + recordsLength;
+    writes++;
   }
-  u.n += n;
-  u.bytes += bytes;
-  if (u.n <= 0) usage.delete(key);
-}
-
-/**
- * Usage changes of the operation in progress, applied when its savepoint is released (so that the
- * next operation of the same batch sees them). If the whole transaction fails, usage is reloaded.
- */
-let pendingUsage: [string, number, number][] = [];
-
-function storeMessage(input: StoreMessageInput): StoreResultWire {
-  const keys: string[] = [];
-  for (const d of input.deliveries) {
-    const key = hex(d.mailbox);
-    keys.push(key);
-    const u = usage.get(key);
-    const size = d.prelude.length + input.records.length;
-    const limit =
-      (u?.n ?? 0) + 1 > input.limits.maxMessages ? 'messages' : (u?.bytes ?? 0) + size > input.limits.maxBytes ? 'bytes' : undefined;
-    if (limit !== undefined) {
-      // A retry of a message stored before the mailbox filled up is still answered as stored.
-      if (st.messageExists.get(input.messageId) !== undefined) return 'duplicate';
-      return [limit, input.deliveries.indexOf(d)];
-    }
+  for (const seq of b.acked) st.insertAcked.run(seq);
+  writes += b.acked.length;
+  for (let i = 0; i < b.deleted.length; i += 2) {
+    const row = b.deleted[i] as number;
+    const routes = b.deleted[i + 1] as number;
+    st.deleteMessage.run(row);
+    if (routes > 1) st.deleteAcked.run(row, row + routes);
+    writes++;
   }
-  const inserted = st.insertMessage.run(input.messageId, input.records, input.storedAt, input.expiresAt, input.dedupeUntil);
-  if (inserted.changes === 0) return 'duplicate';
-  const ref = inserted.lastInsertRowid;
-  const seqs: number[] = [];
-  input.deliveries.forEach((d, i) => {
-    const size = d.prelude.length + input.records.length;
-    seqs.push(Number(st.insertDelivery.run(d.mailbox, ref, d.prelude, size).lastInsertRowid));
-    pendingUsage.push([keys[i] as string, 1, size]);
-  });
-  return seqs;
+  if (b.seenIds.length > 0) st.insertSeen.run(b.seenUntil, Buffer.from(b.seenIds.buffer, b.seenIds.byteOffset, b.seenIds.length));
+  if (b.forgetBefore > 0) st.forgetSeen.run(b.forgetBefore);
+  st.nextSeq.run(b.nextSeq, b.nextSeq);
+  return writes;
 }
 
-function ack(mailbox: Uint8Array, messageIds: Uint8Array[], now: number): number {
-  const key = hex(mailbox);
-  let deleted = 0;
-  for (const id of messageIds) {
-    const ref = st.messageRef.get(id) as number | undefined;
-    if (ref === undefined) continue;
-    const rows = st.deleteDelivery.all(ref, mailbox) as { size: number }[];
-    if (rows.length === 0) continue;
-    deleted += rows.length;
-    for (const r of rows) pendingUsage.push([key, -1, -r.size]);
-    if (st.anyDelivery.get(ref) === undefined && st.tombstone.run(ref, now).changes === 0) st.deleteMessage.run(ref);
-  }
-  return deleted;
-}
-
-function putPrekeys(
-  mailbox: Uint8Array,
-  prekeys: WriteOpOf<'putPrekeys'>['prekeys'],
-  signed: WriteOpOf<'putPrekeys'>['signed'],
-  max: number,
-) {
-  const have = st.prekeyCount.get(mailbox) as number;
+function putPrekeys(op: Extract<WriteOp, { op: 'putPrekeys' }>): PutPrekeysResult {
+  const have = st.prekeyCount.get(op.mailbox) as number;
   const fresh = new Set<number>();
-  for (const p of prekeys) if (st.prekeyExists.get(mailbox, p.id) === undefined) fresh.add(p.id);
+  for (const p of op.prekeys) if (st.prekeyExists.get(op.mailbox, p.id) === undefined) fresh.add(p.id);
   const count = have + fresh.size;
-  if (count > max) return { status: 'limit', count: have } satisfies PutPrekeysResult;
-  for (const p of prekeys) st.putPrekey.run(mailbox, p.id, p.bytes);
-  if (signed !== undefined) st.putSigned.run(mailbox, signed.id, signed.bytes);
-  return { status: 'ok', count } satisfies PutPrekeysResult;
+  if (count > op.max) return { status: 'limit', count: have };
+  for (const p of op.prekeys) st.putPrekey.run(op.mailbox, p.id, p.bytes);
+  if (op.signed !== undefined) st.putSigned.run(op.mailbox, op.signed.id, op.signed.bytes);
+  return { status: 'ok', count };
 }
 
 function takePrekey(mailbox: Uint8Array): TakenPrekeys {
@@ -172,138 +130,69 @@ function putRevocation(bytes: Uint8Array, sequence: number): boolean {
   return true;
 }
 
-function expire(now: number): { deliveries: number; messages: number } {
-  let deliveries = 0;
-  let messages = 0;
-  for (const ref of st.expiredMessages.all(now) as number[]) {
-    for (const row of st.deleteDeliveriesOf.all(ref) as { mailbox: Buffer; size: number }[]) {
-      pendingUsage.push([hex(row.mailbox), -1, -row.size]);
-      deliveries++;
-    }
-    st.deleteMessage.run(ref);
-    messages++;
-  }
-  messages += st.expireTombstones.run(now).changes;
-  return { deliveries, messages };
-}
-
-type WriteOpOf<K extends WriteOp['op']> = Extract<WriteOp, { op: K }>;
-
 function apply(op: WriteOp): unknown {
   switch (op.op) {
-    case 'store':
-      return storeMessage(op.input);
-    case 'ack':
-      return ack(op.mailbox, op.messageIds, op.now);
     case 'putPrekeys':
-      return putPrekeys(op.mailbox, op.prekeys, op.signed, op.max);
+      return putPrekeys(op);
     case 'takePrekey':
       return takePrekey(op.mailbox);
     case 'putDirectory':
       return putDirectory(op.entry);
     case 'putRevocation':
       return putRevocation(op.bytes, op.sequence);
-    case 'expire':
-      return expire(op.now);
     case 'flush':
       return null;
   }
 }
 
-/**
- * One batch in one transaction. Operations check everything they can before writing, so they
- * fail, if at all, before their first write; then no savepoint is needed (a savepoint per
- * operation costs more than the operation: SQLite journals every page it first touches).
- * Should an operation still throw midway, the batch is rolled back and run again with one
- * savepoint per operation, so that only that operation fails.
- */
-const fastBatch = db.transaction((ops: WriteOp[]) => {
-  const results: OpResult[] = [];
-  for (const op of ops) {
-    pendingUsage = [];
-    results.push({ id: op.id, ok: true, value: apply(op) });
-    for (const [key, n, bytes] of pendingUsage) addUsage(key, n, bytes);
-  }
-  return results;
-});
-
+// Nested inside the batch's transaction, `one` runs in a savepoint.
 const one = db.transaction((op: WriteOp) => apply(op));
-const safeBatch = db.transaction((ops: WriteOp[]) => {
+
+const commitBatch = db.transaction((b: MailBatch): { results: OpResult[]; writes: number } => {
+  let writes = writeMail(b);
   const results: OpResult[] = [];
-  for (const op of ops) {
-    pendingUsage = [];
+  for (const op of b.ops) {
     try {
       results.push({ id: op.id, ok: true, value: one(op) });
-      for (const [key, n, bytes] of pendingUsage) addUsage(key, n, bytes);
+      writes++;
     } catch (err) {
-      // The savepoint rolled back; the usage changes of this operation go with it.
       results.push({ id: op.id, ok: false, error: (err as Error).message });
     }
   }
-  return results;
+  return { results, writes };
 });
 
-function runBatch(ops: WriteOp[]): OpResult[] {
+let stopped = false;
+
+function close(): void {
   try {
-    return fastBatch.immediate(ops);
-  } catch {
-    // Usage was updated as the operations ran; the rollback undid their rows, so recount.
-    loadUsage();
-    return safeBatch.immediate(ops);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+  } finally {
+    db.close();
+    post({ closed: true });
+    port?.close();
   }
-}
-
-const queue: WriteOp[] = [];
-let scheduled = false;
-let closing = false;
-
-function take(request: WorkerRequest): void {
-  if ('close' in request) closing = true;
-  else for (const op of request.ops) queue.push(op);
-}
-
-function commit(): void {
-  scheduled = false;
-  // Take everything the main thread queued while the previous transaction was committing.
-  for (let m = receiveMessageOnPort(port as never); m !== undefined; m = receiveMessageOnPort(port as never)) take(m.message);
-  while (queue.length > 0) {
-    const ops = queue.splice(0, config.maxBatch);
-    const t0 = process.hrtime.bigint();
-    let results: OpResult[];
-    try {
-      results = runBatch(ops);
-    } catch (err) {
-      // The whole transaction failed (disk full, I/O error): nothing of it is stored.
-      const message = (err as Error).message;
-      results = ops.map((op) => ({ id: op.id, ok: false, error: message }));
-      loadUsage();
-    }
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    post({ results, ops: ops.length, seconds });
-    if (queue.length > 0 && !closing) break;
-  }
-  if (queue.length > 0) schedule();
-  else if (closing) {
-    try {
-      db.pragma('wal_checkpoint(TRUNCATE)');
-    } finally {
-      db.close();
-      post({ closed: true });
-      port?.close();
-    }
-  }
-}
-
-function schedule(): void {
-  if (scheduled) return;
-  scheduled = true;
-  if (config.commitDelayMs > 0) setTimeout(commit, config.commitDelayMs);
-  else setImmediate(commit);
 }
 
 port.on('message', (request: WorkerRequest) => {
-  take(request);
-  schedule();
+  if ('close' in request) {
+    close();
+    return;
+  }
+  if (stopped) {
+    post({ failed: 'an earlier transaction failed' });
+    return;
+  }
+  const t0 = process.hrtime.bigint();
+  try {
+    const { results, writes } = commitBatch.immediate(request.batch);
+    post({ committed: true, results, writes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+  } catch (err) {
+    // Nothing of the batch is stored (disk full, I/O error). The main thread's index no longer
+    // matches the database, so the store stops; a restart rebuilds the index from the database.
+    stopped = true;
+    post({ failed: (err as Error).message });
+  }
 });
 
 post({ ready: true });

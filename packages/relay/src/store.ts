@@ -3,8 +3,10 @@
  * (sqlite-store.ts) is the default; a PostgreSQL store can implement the same interface so that
  * several relay nodes share one database.
  *
- * Every write resolves only after it is durably committed. Implementations group writes into
- * transactions (group commit); callers never wait for a commit per message.
+ * Every write resolves only after it is durably committed, except `storeMessage`, which resolves
+ * as soon as the store has decided (stored, duplicate or mailbox full) and says when the message
+ * is durable with a second promise. Implementations group writes into transactions (group
+ * commit); callers never wait for a commit per message.
  */
 import type { RelayPrekey } from '@valise/protocol';
 
@@ -37,8 +39,19 @@ export interface StoreMessageInput {
 }
 
 export type StoreMessageResult =
-  | { status: 'stored'; messageId: Uint8Array; storedAt: number; seqs: number[] }
-  | { status: 'duplicate'; messageId: Uint8Array }
+  | {
+      status: 'stored';
+      messageId: Uint8Array;
+      storedAt: number;
+      seqs: number[];
+      /**
+       * Resolves once the message is durably committed (rejects if it never will be). Its
+       * deliveries may be pushed before that, since recipients deduplicate; `Stored` may not.
+       */
+      durable: Promise<void>;
+    }
+  /** Already stored or remembered; `durable` resolves once the earlier copy is committed. */
+  | { status: 'duplicate'; messageId: Uint8Array; durable: Promise<void> }
   | { status: 'mailbox-full'; mailbox: Uint8Array; limit: 'messages' | 'bytes' };
 
 export type PutPrekeysResult = { status: 'ok'; count: number } | { status: 'limit'; count: number };
@@ -72,7 +85,10 @@ export interface StoreStats {
 }
 
 export interface RelayStore {
-  /** Stores the records once and one delivery per mailbox, atomically, or refuses all of it. */
+  /**
+   * Stores the records once and one delivery per mailbox, atomically, or refuses all of it.
+   * Resolves with the decision; a stored message's `durable` resolves at its commit.
+   */
   storeMessage(input: StoreMessageInput): Promise<StoreMessageResult>;
   /** Deliveries of a mailbox with `seq > afterSeq` that have not expired at `now`, in seq order. */
   readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]>;

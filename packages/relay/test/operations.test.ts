@@ -82,7 +82,7 @@ describe('operations', { timeout: 60_000 }, () => {
       await a.close();
       clock += 61_000;
       const db = new Database(join(relay.dataDir, 'relay.db'), { readonly: true });
-      const count = () => db.prepare('SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM deliveries)').pluck().get() as number;
+      const count = () => db.prepare('SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM acked)').pluck().get() as number;
       const end = Date.now() + 5000;
       while (count() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
       expect(count()).toBe(0);
