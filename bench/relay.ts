@@ -1,5 +1,5 @@
 /**
- * Relay benchmark: `node --import tsx bench/relay.ts [--quick] [--no-write]`.
+ * Relay benchmark: `node --import tsx bench/relay.ts [--quick] [--no-write] [--only relay|floor]`.
  *
  * The relay (authentication, SQLite with synchronous=FULL and group commit) runs in a child
  * process, beside its floor in the same run: a bare `ws` forwarder, also in a child process, that
@@ -637,7 +637,9 @@ async function main(): Promise<void> {
   try {
     // 1 + 2. Throughput, then latency at fixed offered rates, relay and floor, each on a fresh child.
     const scenarios: ('throughput' | number)[] = ['throughput', 1_000, 5_000, 10_000];
-    for (const server of ['relay', 'floor'] as const) {
+    const only = process.argv[process.argv.indexOf('--only') + 1];
+    const servers = (['relay', 'floor'] as const).filter((s) => !process.argv.includes('--only') || s === only);
+    for (const server of servers) {
       for (const scenario of scenarios) {
         const child =
           server === 'relay'
@@ -664,7 +666,7 @@ async function main(): Promise<void> {
         rows.push(row);
         if (server === 'relay' && scenario === 'throughput' && row.commits !== undefined) {
           const c = row.commits;
-          commitNote = `relay group commit during the throughput run: ${c.transactions} transactions of ${fmt(c.writes / c.transactions)} writes on average, ${fmt((c.seconds / c.transactions) * 1000, 2)} ms each (statements, WAL write and fsync); a write waits ${fmt((c.waitSeconds / c.writes) * 1000, 2)} ms on average from being queued to its result`;
+          commitNote = `relay group commit during the throughput run: ${c.transactions} transactions of ${fmt(c.writes / c.transactions)} writes on average, ${fmt((c.seconds / c.transactions) * 1000, 2)} ms each (statements, WAL write and fsync); a batch takes ${fmt((c.waitSeconds / c.transactions) * 1000, 2)} ms on average from its first write to its commit being known`;
         }
         await pairs.close();
         await child.stop();

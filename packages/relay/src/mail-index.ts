@@ -93,7 +93,8 @@ export interface NewMessage {
   storedAt: number;
   expiresAt: number;
   dedupeUntil: number;
-  mailboxes: Uint8Array[];
+  /** Mailbox keys ({@link mailboxKey}) of the routes. */
+  mailboxes: string[];
   sizes: number[];
 }
 
@@ -122,16 +123,16 @@ export class MailIndex {
   }
 
   /**
-   * The first route whose mailbox would exceed a limit with this message, or undefined.
+   * The first route whose mailbox (by key) would exceed a limit with this message, or undefined.
    * `sizes[i]` is what delivery i counts against its mailbox.
    */
   overLimit(
-    mailboxes: readonly Uint8Array[],
+    mailboxes: readonly string[],
     sizes: readonly number[],
     limits: { maxMessages: number; maxBytes: number },
   ): { route: number; limit: 'messages' | 'bytes' } | undefined {
     for (let i = 0; i < mailboxes.length; i++) {
-      const q = this.mailboxes.get(mailboxKey(mailboxes[i] as Uint8Array));
+      const q = this.mailboxes.get(mailboxes[i] as string);
       if ((q?.count ?? 0) + 1 > limits.maxMessages) return { route: i, limit: 'messages' };
       if ((q?.bytes ?? 0) + (sizes[i] as number) > limits.maxBytes) return { route: i, limit: 'bytes' };
     }
@@ -142,7 +143,7 @@ export class MailIndex {
   add(m: NewMessage): PendingMessage {
     const row = this.nextSeq;
     this.nextSeq += m.mailboxes.length;
-    return this.insert(row, m.id, m.storedAt, m.expiresAt, m.mailboxes.map(mailboxKey), m.sizes, m.dedupeUntil);
+    return this.insert(row, m.id, m.storedAt, m.expiresAt, m.mailboxes, m.sizes, m.dedupeUntil);
   }
 
   /** Puts back a message read from the database (at open), with its original row. */

@@ -31,6 +31,7 @@ import {
   type RelayErrorCode as RelayErrorCodeType,
   type RelayFrame,
   RelayFrameType,
+  type RelayRoute,
   type RevocationPublishFrame,
   readPreludeFrame,
   relayMessageId,
@@ -46,7 +47,7 @@ import type { RelayMetrics } from './metrics.js';
 import { type DeliveryNote, mailboxKey, type Notifier } from './notifier.js';
 import type { RelayLimits } from './options.js';
 import type { RevocationState } from './revocation.js';
-import type { RelayStore } from './store.js';
+import type { RelayStore, StoreMessageResult } from './store.js';
 
 /** What every session shares with the server. */
 export interface RelayContext {
@@ -131,6 +132,7 @@ export class Session {
   /** The TCP socket under the WebSocket, corked while frames of one event-loop turn accumulate. */
   private readonly socket: { cork(): void; uncork(): void } | undefined;
   private corked = false;
+  private readonly mailboxLimits: { maxMessages: number; maxBytes: number };
 
   constructor(
     private readonly ctx: RelayContext,
@@ -140,6 +142,7 @@ export class Session {
   ) {
     this.mailbox = device.device.certId;
     this.key = hex(this.mailbox);
+    this.mailboxLimits = { maxMessages: ctx.limits.mailboxMaxMessages, maxBytes: ctx.limits.mailboxMaxBytes };
     this.socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     this.closedPromise = new Promise((resolve) => ws.once('close', () => resolve()));
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
@@ -227,7 +230,7 @@ export class Session {
       return;
     }
     const buf = data as Buffer;
-    this.ctx.metrics.bytesIn.inc(buf.length);
+    this.ctx.metrics.counts.bytesIn += buf.length;
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     let frame: ClientFrame;
     try {
@@ -255,7 +258,8 @@ export class Session {
     try {
       started = this.handle(frame);
     } catch (err) {
-      started = Promise.reject(err);
+      this.requestFailed(frame, err);
+      return;
     }
     if (started === undefined) return;
     this.pendingRequests++;
@@ -263,21 +267,26 @@ export class Session {
       this.paused = true;
       this.ws.pause();
     }
-    started
-      .catch((err: unknown) => {
-        if (err instanceof RequestError) this.sendError(err.code, err.message, frame.requestId);
-        else {
-          this.ctx.log.error({ conn: this.connId, frame: RELAY_FRAME_NAMES[frame.type], err: (err as Error).message }, 'request failed');
-          this.sendError(RelayErrorCode.Internal, 'internal error', frame.requestId);
-        }
-      })
-      .finally(() => {
-        this.pendingRequests--;
-        if (this.paused && this.pendingRequests <= this.ctx.limits.maxPendingRequests >> 1) {
-          this.paused = false;
-          if (!this.closed) this.ws.resume();
-        }
-      });
+    started.then(this.requestDone, (err: unknown) => {
+      this.requestFailed(frame, err);
+      this.requestDone();
+    });
+  }
+
+  private readonly requestDone = (): void => {
+    this.pendingRequests--;
+    if (this.paused && this.pendingRequests <= this.ctx.limits.maxPendingRequests >> 1) {
+      this.paused = false;
+      if (!this.closed) this.ws.resume();
+    }
+  };
+
+  private requestFailed(frame: ClientFrame, err: unknown): void {
+    if (err instanceof RequestError) this.sendError(err.code, err.message, frame.requestId);
+    else {
+      this.ctx.log.error({ conn: this.connId, frame: RELAY_FRAME_NAMES[frame.type], err: (err as Error).message }, 'request failed');
+      this.sendError(RelayErrorCode.Internal, 'internal error', frame.requestId);
+    }
   }
 
   /** Starts handling a frame; synchronous up to the point where a store operation is queued. */
@@ -314,62 +323,66 @@ export class Session {
   }
 
   private onSend(frame: SendFrame): Promise<void> {
-    const { requestId, envelope, routes } = frame;
-    let split: { preludes: Uint8Array[]; records: Uint8Array };
-    try {
-      split = splitForRoutes(envelope, routes);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const nowMs = this.ctx.nowMs();
-    const storedAt = Math.floor(nowMs / 1000);
+    const { envelope, routes } = frame;
+    // Throws RequestError (bad envelope or routes): answered at once by onMessage.
+    const split = splitForRoutes(envelope, routes);
+    const storedAt = Math.floor(this.ctx.nowMs() / 1000);
     const { limits } = this.ctx;
-    const messageId = relayMessageId(this.mailbox, frame.clientMessageId);
-    const records = split.records;
-    return this.ctx.store
-      .storeMessage({
-        messageId,
-        records,
-        deliveries: routes.map((r, i) => ({ mailbox: r.mailbox, prelude: split.preludes[i] as Uint8Array })),
-        storedAt,
-        expiresAt: storedAt + limits.ttlSeconds,
-        dedupeUntil: storedAt + limits.dedupeWindowSeconds,
-        limits: { maxMessages: limits.mailboxMaxMessages, maxBytes: limits.mailboxMaxBytes },
-      })
-      .then((result) => {
-        if (result.status === 'mailbox-full') {
-          throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${hex(result.mailbox)} is full (${result.limit})`);
-        }
-        const stored = () =>
-          this.sendFrame({ type: RelayFrameType.Stored, requestId, clientMessageId: frame.clientMessageId, messageId: result.messageId });
-        if (result.status === 'duplicate') return result.durable.then(stored);
-        const m = this.ctx.metrics;
-        m.messagesStored.inc();
-        m.deliveriesStored.inc(routes.length);
-        // Guarded: the hex id and the object would be built per message even with debug off.
-        if (this.ctx.log.isLevelEnabled('debug')) {
-          this.ctx.log.debug({ message: hex(messageId), bytes: envelope.length, routes: routes.length }, 'stored');
-        }
-        // Recipients get the message while its commit runs (they deduplicate, and a crash before
-        // the commit means no Stored, so the sender sends it again); the sender gets Stored only
-        // once it is durable.
-        routes.forEach((r, i) => {
-          this.ctx.notifier.publish(r.mailbox, {
-            seq: result.seqs[i] as number,
-            messageId: result.messageId,
-            storedAt: result.storedAt,
-            inline: { prelude: split.preludes[i] as Uint8Array, records },
-            durable: result.durable,
-          });
-        });
-        return result.durable.then(stored);
+    const deliveries = new Array<{ mailbox: Uint8Array; prelude: Uint8Array }>(routes.length);
+    for (let i = 0; i < routes.length; i++)
+      deliveries[i] = { mailbox: (routes[i] as RelayRoute).mailbox, prelude: split.preludes[i] as Uint8Array };
+    const result = this.ctx.store.storeMessage({
+      messageId: relayMessageId(this.mailbox, frame.clientMessageId),
+      records: split.records,
+      deliveries,
+      storedAt,
+      expiresAt: storedAt + limits.ttlSeconds,
+      dedupeUntil: storedAt + limits.dedupeWindowSeconds,
+      limits: this.mailboxLimits,
+    });
+    // The SQLite store decides in memory and answers at once; a shared store answers later.
+    return result instanceof Promise ? result.then((r) => this.afterStore(frame, split, r)) : this.afterStore(frame, split, result);
+  }
+
+  private afterStore(frame: SendFrame, split: { preludes: Uint8Array[]; records: Uint8Array }, result: StoreMessageResult): Promise<void> {
+    if (result.status === 'mailbox-full') {
+      throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${hex(result.mailbox)} is full (${result.limit})`);
+    }
+    const stored = () =>
+      this.sendFrame({
+        type: RelayFrameType.Stored,
+        requestId: frame.requestId,
+        clientMessageId: frame.clientMessageId,
+        messageId: result.messageId,
       });
+    if (result.status === 'duplicate') return result.durable.then(stored);
+    const { routes } = frame;
+    const counts = this.ctx.metrics.counts;
+    counts.messagesStored++;
+    counts.deliveriesStored += routes.length;
+    // Guarded: the hex id and the object would be built per message even with debug off.
+    if (this.ctx.log.isLevelEnabled('debug')) {
+      this.ctx.log.debug({ message: hex(result.messageId), bytes: frame.envelope.length, routes: routes.length }, 'stored');
+    }
+    // Recipients get the message while its commit runs (they deduplicate, and a crash before
+    // the commit means no Stored, so the sender sends it again); the sender gets Stored only
+    // once it is durable.
+    for (let i = 0; i < routes.length; i++) {
+      this.ctx.notifier.publish((routes[i] as RelayRoute).mailbox, {
+        seq: result.seqs[i] as number,
+        messageId: result.messageId,
+        storedAt: result.storedAt,
+        inline: { prelude: split.preludes[i] as Uint8Array, records: split.records },
+        durable: result.durable,
+      });
+    }
+    return result.durable.then(stored);
   }
 
   private onAck(frame: AckFrame): Promise<void> {
     for (const id of frame.messageIds) this.inflight.delete(idKey(id));
     const ack = this.ctx.store.ack(this.mailbox, frame.messageIds, Math.floor(this.ctx.nowMs() / 1000)).then((n) => {
-      this.ctx.metrics.acks.inc(n);
+      this.ctx.metrics.counts.acks += n;
       this.sendFrame({ type: RelayFrameType.Ok, requestId: frame.requestId });
     });
     // Room in the window: continue from the store if pushing had stopped.
@@ -482,7 +495,7 @@ export class Session {
     this.inflight.add(idKey(messageId));
     // The recipient's slice, written straight into the frame from its prelude and the shared records.
     this.sendBytes(RelayFrameType.Deliver, encodeDeliverFrame(messageId, [prelude, records], storedAt));
-    this.ctx.metrics.deliveriesPushed.inc();
+    this.ctx.metrics.counts.deliveriesPushed++;
   }
 
   private onNote(note: DeliveryNote): void {

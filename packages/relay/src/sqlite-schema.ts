@@ -101,17 +101,22 @@ export function wipeOneTimePrekeys(db: Database): number {
 /** Bytes per route in `messages.routes` before its prelude: mailbox (16) and prelude length (u32be). */
 export const ROUTE_HEAD = 20;
 
-/** Encodes a message's routes: per route, mailbox || u32be(prelude length) || prelude. */
-export function encodeRoutes(mailboxes: readonly Uint8Array[], preludes: readonly Uint8Array[], out: Uint8Array, at: number): number {
+/** Encodes a message's routes at `at` in `out` (`view` over the same bytes): per route, mailbox || u32be(prelude length) || prelude. */
+export function encodeRoutes(
+  mailboxes: readonly Uint8Array[],
+  preludes: readonly Uint8Array[],
+  out: Uint8Array,
+  view: DataView,
+  at: number,
+): number {
   let o = at;
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  mailboxes.forEach((mailbox, i) => {
+  for (let i = 0; i < mailboxes.length; i++) {
     const prelude = preludes[i] as Uint8Array;
-    out.set(mailbox, o);
+    out.set(mailboxes[i] as Uint8Array, o);
     view.setUint32(o + 16, prelude.length);
     out.set(prelude, o + ROUTE_HEAD);
     o += ROUTE_HEAD + prelude.length;
-  });
+  }
   return o - at;
 }
 

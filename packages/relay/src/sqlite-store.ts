@@ -19,7 +19,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { RelayPrekey } from '@valise/protocol';
 import Database from 'better-sqlite3';
-import { type Delivery, MailIndex, type PendingMessage, type Removal } from './mail-index.js';
+import { type Delivery, MailIndex, mailboxKey, type PendingMessage, type Removal } from './mail-index.js';
 import { INSERT_FIELDS, type MailBatch, type WorkerConfig, type WorkerResponse, type WriteOp } from './sqlite-protocol.js';
 import { DB_FILE, decodeRoutes, encodeRoutes, ROUTE_HEAD } from './sqlite-schema.js';
 import type {
@@ -104,24 +104,30 @@ class OpenBatch {
   /** The batch in its transferable form (see sqlite-protocol.ts). */
   encode(nextSeq: number): { batch: MailBatch; transfer: ArrayBuffer[] } {
     let size = 0;
-    for (const r of this.rows) size += 16 + r.body.preludes.reduce((n, p) => n + ROUTE_HEAD + p.length, 0) + r.body.records.length;
+    for (const r of this.rows) size += 16 + r.body.size;
     const bytes = new Uint8Array(size);
+    const view = new DataView(bytes.buffer);
     const inserts = new Float64Array(this.rows.length * INSERT_FIELDS);
     const seenIds = new Uint8Array(this.rows.length * 16);
     let seenUntil = 0;
     let o = 0;
-    this.rows.forEach((r, i) => {
+    let f = 0;
+    for (let i = 0; i < this.rows.length; i++) {
+      const r = this.rows[i] as NewRow;
+      const records = r.body.records;
       bytes.set(r.message.id, o);
-      const routesLength = encodeRoutes(r.mailboxes, r.body.preludes, bytes, o + 16);
-      bytes.set(r.body.records, o + 16 + routesLength);
-      o += 16 + routesLength + r.body.records.length;
-      inserts.set(
-        [r.message.row, r.message.storedAt, r.message.expiresAt, r.dedupeUntil, routesLength, r.body.records.length],
-        i * INSERT_FIELDS,
-      );
+      const routesLength = encodeRoutes(r.mailboxes, r.body.preludes, bytes, view, o + 16);
+      bytes.set(records, o + 16 + routesLength);
+      o += 16 + routesLength + records.length;
+      inserts[f++] = r.message.row;
+      inserts[f++] = r.message.storedAt;
+      inserts[f++] = r.message.expiresAt;
+      inserts[f++] = r.dedupeUntil;
+      inserts[f++] = routesLength;
+      inserts[f++] = records.length;
       seenIds.set(r.message.id, i * 16);
-      seenUntil = Math.max(seenUntil, r.dedupeUntil);
-    });
+      if (r.dedupeUntil > seenUntil) seenUntil = r.dedupeUntil;
+    }
     const batch: MailBatch = {
       inserts,
       bytes,
@@ -413,34 +419,40 @@ export class SqliteStore implements RelayStore {
   // -------------------------------------------------------------------------------------------
   // RelayStore
 
-  async storeMessage(input: StoreMessageInput): Promise<StoreMessageResult> {
+  storeMessage(input: StoreMessageInput): StoreMessageResult {
     this.checkWritable();
     if (this.index.isDuplicate(input.messageId)) return { status: 'duplicate', messageId: input.messageId, durable: this.barrier() };
-    const mailboxes = input.deliveries.map((d) => d.mailbox);
-    const sizes = input.deliveries.map((d) => d.prelude.length + input.records.length);
-    const over = this.index.overLimit(mailboxes, sizes, input.limits);
+    const n = input.deliveries.length;
+    const mailboxes = new Array<Uint8Array>(n);
+    const keys = new Array<string>(n);
+    const sizes = new Array<number>(n);
+    const preludes = new Array<Uint8Array>(n);
+    let size = input.records.length;
+    for (let i = 0; i < n; i++) {
+      const d = input.deliveries[i] as { mailbox: Uint8Array; prelude: Uint8Array };
+      mailboxes[i] = d.mailbox;
+      keys[i] = mailboxKey(d.mailbox);
+      sizes[i] = d.prelude.length + input.records.length;
+      preludes[i] = d.prelude;
+      size += ROUTE_HEAD + d.prelude.length;
+    }
+    const over = this.index.overLimit(keys, sizes, input.limits);
     if (over !== undefined) return { status: 'mailbox-full', mailbox: mailboxes[over.route] as Uint8Array, limit: over.limit };
     const message = this.index.add({
       id: input.messageId,
       storedAt: input.storedAt,
       expiresAt: input.expiresAt,
       dedupeUntil: input.dedupeUntil,
-      mailboxes,
+      mailboxes: keys,
       sizes,
     });
-    const preludes = input.deliveries.map((d) => d.prelude);
-    const body: Body = { preludes, records: input.records, size: input.records.length + sizes.length * ROUTE_HEAD };
-    for (const p of preludes) body.size += p.length;
+    const body: Body = { preludes, records: input.records, size };
     this.pinned.set(message.row, body);
     this.open.rows.push({ message, dedupeUntil: input.dedupeUntil, mailboxes, body });
     this.schedule();
-    return {
-      status: 'stored',
-      messageId: input.messageId,
-      storedAt: input.storedAt,
-      seqs: mailboxes.map((_, i) => message.row + i),
-      durable: this.open.done.promise,
-    };
+    const seqs = new Array<number>(n);
+    for (let i = 0; i < n; i++) seqs[i] = message.row + i;
+    return { status: 'stored', messageId: input.messageId, storedAt: input.storedAt, seqs, durable: this.open.done.promise };
   }
 
   async readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]> {

@@ -87,9 +87,10 @@ export interface StoreStats {
 export interface RelayStore {
   /**
    * Stores the records once and one delivery per mailbox, atomically, or refuses all of it.
-   * Resolves with the decision; a stored message's `durable` resolves at its commit.
+   * Answers with the decision (at once when the store can decide in memory, else a promise);
+   * a stored message's `durable` resolves at its commit.
    */
-  storeMessage(input: StoreMessageInput): Promise<StoreMessageResult>;
+  storeMessage(input: StoreMessageInput): StoreMessageResult | Promise<StoreMessageResult>;
   /** Deliveries of a mailbox with `seq > afterSeq` that have not expired at `now`, in seq order. */
   readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]>;
   /**
