@@ -90,6 +90,8 @@ export interface Removal {
 
 export interface NewMessage {
   id: Uint8Array;
+  /** {@link messageKey} of `id`. */
+  key: string;
   storedAt: number;
   expiresAt: number;
   dedupeUntil: number;
@@ -116,9 +118,8 @@ export class MailIndex {
   /** The next row id (and first seq) to hand out; never decreases. */
   nextSeq = 1;
 
-  /** Whether a message with this id is stored or still remembered. */
-  isDuplicate(id: Uint8Array): boolean {
-    const key = messageKey(id);
+  /** Whether a message with this id ({@link messageKey}) is stored or still remembered. */
+  isDuplicate(key: string): boolean {
     return this.messages.has(key) || this.seen.has(key);
   }
 
@@ -143,25 +144,25 @@ export class MailIndex {
   add(m: NewMessage): PendingMessage {
     const row = this.nextSeq;
     this.nextSeq += m.mailboxes.length;
-    return this.insert(row, m.id, m.storedAt, m.expiresAt, m.mailboxes, m.sizes, m.dedupeUntil);
+    return this.insert(row, m.id, m.key, m.storedAt, m.expiresAt, m.mailboxes, m.sizes, m.dedupeUntil);
   }
 
   /** Puts back a message read from the database (at open), with its original row. */
   restore(row: number, id: Uint8Array, storedAt: number, expiresAt: number, mailboxes: string[], sizes: number[]): PendingMessage {
     this.nextSeq = Math.max(this.nextSeq, row + mailboxes.length);
-    return this.insert(row, id, storedAt, expiresAt, mailboxes, sizes, undefined);
+    return this.insert(row, id, messageKey(id), storedAt, expiresAt, mailboxes, sizes, undefined);
   }
 
   private insert(
     row: number,
     id: Uint8Array,
+    key: string,
     storedAt: number,
     expiresAt: number,
     mailboxes: string[],
     sizes: number[],
     dedupeUntil: number | undefined,
   ): PendingMessage {
-    const key = messageKey(id);
     const message: PendingMessage = { row, id, key, storedAt, expiresAt, mailboxes, sizes, live: mailboxes.length };
     this.messages.set(key, message);
     if (dedupeUntil !== undefined) this.remember(key, dedupeUntil);

@@ -19,7 +19,7 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { RelayPrekey } from '@valise/protocol';
 import Database from 'better-sqlite3';
-import { type Delivery, MailIndex, mailboxKey, type PendingMessage, type Removal } from './mail-index.js';
+import { type Delivery, MailIndex, mailboxKey, messageKey, type PendingMessage, type Removal } from './mail-index.js';
 import { INSERT_FIELDS, type MailBatch, type WorkerConfig, type WorkerResponse, type WriteOp } from './sqlite-protocol.js';
 import { DB_FILE, decodeRoutes, encodeRoutes, ROUTE_HEAD } from './sqlite-schema.js';
 import type {
@@ -421,7 +421,8 @@ export class SqliteStore implements RelayStore {
 
   storeMessage(input: StoreMessageInput): StoreMessageResult {
     this.checkWritable();
-    if (this.index.isDuplicate(input.messageId)) return { status: 'duplicate', messageId: input.messageId, durable: this.barrier() };
+    const key = messageKey(input.messageId);
+    if (this.index.isDuplicate(key)) return { status: 'duplicate', messageId: input.messageId, durable: this.barrier() };
     const n = input.deliveries.length;
     const mailboxes = new Array<Uint8Array>(n);
     const keys = new Array<string>(n);
@@ -440,6 +441,7 @@ export class SqliteStore implements RelayStore {
     if (over !== undefined) return { status: 'mailbox-full', mailbox: mailboxes[over.route] as Uint8Array, limit: over.limit };
     const message = this.index.add({
       id: input.messageId,
+      key,
       storedAt: input.storedAt,
       expiresAt: input.expiresAt,
       dedupeUntil: input.dedupeUntil,
