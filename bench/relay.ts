@@ -1,5 +1,6 @@
 /**
- * Relay benchmark: `node --import tsx bench/relay.ts [--quick] [--no-write] [--only relay|floor]`.
+ * Relay benchmark: `npm run build && node --import tsx bench/relay.ts [--quick] [--no-write] [--only relay|floor]`
+ * (the relay runs from the built packages).
  *
  * The relay (authentication, SQLite with synchronous=FULL and group commit) runs in a child
  * process, beside its floor in the same run: a bare `ws` forwarder, also in a child process, that
@@ -20,7 +21,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -69,17 +70,33 @@ interface CommitStats {
 }
 type ServerReport = {
   cpu: NodeJS.CpuUsage;
+  /** User + system time of the main thread alone (Linux), in µs. */
+  mainThreadCpuMicros?: number;
   maxRssKb: number;
   mainElu?: EventLoopUtilization;
   writerElu?: EventLoopUtilization;
   commits?: CommitStats;
 };
 
+/** The main thread's own CPU time from /proc (its task id is the process id), or undefined off Linux. */
+function mainThreadCpuMicros(): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
+
 function reportOnRequest(close: () => Promise<void>, writer?: () => EventLoopUtilization, commits?: CommitStats): void {
   process.on('message', (m: unknown) => {
     if (m === 'report') {
       const report: ServerReport = {
         cpu: process.cpuUsage(),
+        mainThreadCpuMicros: mainThreadCpuMicros(),
         maxRssKb: process.resourceUsage().maxRSS,
         mainElu: nodePerformance.eventLoopUtilization(),
       };
@@ -92,7 +109,11 @@ function reportOnRequest(close: () => Promise<void>, writer?: () => EventLoopUti
 }
 
 async function serveRelay(dataDir: string, rootHex: string): Promise<void> {
-  const { startRelay, SqliteStore } = await import('../packages/relay/src/index.js');
+  // The built relay, as `valise relay serve` runs it: TypeScript run through a loader keeps
+  // function names with a helper call per closure, which would bill the relay for the loader.
+  const { startRelay, SqliteStore } = (await import(
+    '../packages/relay/dist/index.js' as string
+  )) as typeof import('../packages/relay/src/index.js');
   const { pino } = await import('pino');
   // The bench opens the store itself, to read its writer thread's utilisation (startRelay would
   // open the same store with the same defaults).
@@ -181,7 +202,7 @@ interface Child {
 async function startChild(args: string[]): Promise<Child> {
   // VALISE_BENCH_PROFILE=DIR writes a CPU profile of each server child (all threads) to DIR.
   const profile = process.env.VALISE_BENCH_PROFILE;
-  const execArgv = ['--import', 'tsx', ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [])];
+  const execArgv = ['--import', 'tsx', ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '500'] : [])];
   const proc = fork(SELF, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('message', (m: { port: number }) => resolve(m.port));
@@ -550,6 +571,8 @@ interface Row {
   p99: number;
   maxRssMb: number;
   cpuUsPerMessage: number;
+  /** The main thread's share of it. */
+  mainCpuUsPerMessage?: number;
   /** Busy share of the server's main thread and of the relay's writer thread during the run. */
   mainBusy?: number;
   writerBusy?: number;
@@ -587,6 +610,9 @@ async function measure(
     p99: percentile(pairs.recorder.latencies, 99),
     maxRssMb: after.maxRssKb / 1024,
     cpuUsPerMessage: cpuMicros(before.cpu, after.cpu) / r.count,
+    ...(before.mainThreadCpuMicros !== undefined && after.mainThreadCpuMicros !== undefined
+      ? { mainCpuUsPerMessage: (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / r.count }
+      : {}),
     ...busy(before, after),
     ...(before.commits && after.commits
       ? {
@@ -636,7 +662,9 @@ async function main(): Promise<void> {
 
   try {
     // 1 + 2. Throughput, then latency at fixed offered rates, relay and floor, each on a fresh child.
-    const scenarios: ('throughput' | number)[] = ['throughput', 1_000, 5_000, 10_000];
+    // VALISE_BENCH_SCENARIOS=throughput,10000 runs only those (for profiling).
+    const pick = process.env.VALISE_BENCH_SCENARIOS?.split(',');
+    const scenarios = (['throughput', 1_000, 5_000, 10_000] as const).filter((s) => pick === undefined || pick.includes(String(s)));
     const only = process.argv[process.argv.indexOf('--only') + 1];
     const servers = (['relay', 'floor'] as const).filter((s) => !process.argv.includes('--only') || s === only);
     for (const server of servers) {
@@ -748,13 +776,14 @@ async function main(): Promise<void> {
   }
 
   // Table and goals.
-  const header = '| scenario | server | messages | msg/s | p50 ms | p99 ms | peak RSS MB | server CPU µs/msg | busy: main / writer |';
+  const header =
+    '| scenario | server | messages | msg/s | p50 ms | p99 ms | peak RSS MB | server CPU µs/msg (main thread) | busy: main / writer |';
   const lines = [header, '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   const pct = (x?: number) => (x === undefined ? '' : `${Math.round(x * 100)}%`);
   for (const r of rows) {
     const b = r.writerBusy === undefined ? pct(r.mainBusy) : `${pct(r.mainBusy)} / ${pct(r.writerBusy)}`;
     lines.push(
-      `| ${r.scenario} | ${r.server} | ${r.messages} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.cpuUsPerMessage, 1)} | ${b} |`,
+      `| ${r.scenario} | ${r.server} | ${r.messages} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.cpuUsPerMessage, 1)}${r.mainCpuUsPerMessage === undefined ? '' : ` (main ${fmt(r.mainCpuUsPerMessage, 0)})`} | ${b} |`,
     );
   }
   const find = (scenario: string, server: string) => rows.find((r) => r.scenario.startsWith(scenario) && r.server === server);
