@@ -21,7 +21,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -72,6 +72,8 @@ type ServerReport = {
   cpu: NodeJS.CpuUsage;
   /** User + system time of the main thread alone (Linux), in µs. */
   mainThreadCpuMicros?: number;
+  /** CPU µs per thread (Linux), by "tid name". */
+  threads?: Record<string, number>;
   maxRssKb: number;
   mainElu?: EventLoopUtilization;
   writerElu?: EventLoopUtilization;
@@ -91,12 +93,26 @@ function mainThreadCpuMicros(): number | undefined {
   }
 }
 
+function threadCpu(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[`${tid} ${name}`] = ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+    }
+  } catch {}
+  return out;
+}
+
 function reportOnRequest(close: () => Promise<void>, writer?: () => EventLoopUtilization, commits?: CommitStats): void {
   process.on('message', (m: unknown) => {
     if (m === 'report') {
       const report: ServerReport = {
         cpu: process.cpuUsage(),
         mainThreadCpuMicros: mainThreadCpuMicros(),
+        threads: threadCpu(),
         maxRssKb: process.resourceUsage().maxRSS,
         mainElu: nodePerformance.eventLoopUtilization(),
       };
@@ -202,7 +218,7 @@ interface Child {
 async function startChild(args: string[]): Promise<Child> {
   // VALISE_BENCH_PROFILE=DIR writes a CPU profile of each server child (all threads) to DIR.
   const profile = process.env.VALISE_BENCH_PROFILE;
-  const execArgv = ['--import', 'tsx', ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '500'] : [])];
+  const execArgv = ['--import', 'tsx', ...(process.env.VALISE_BENCH_NODE_FLAGS?.split(' ') ?? []), ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '500'] : [])];
   const proc = fork(SELF, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('message', (m: { port: number }) => resolve(m.port));
@@ -601,6 +617,12 @@ async function measure(
   pairs.recorder.latencies.length = 0;
   const r = await run();
   const after = await child.report();
+  if (process.env.VALISE_BENCH_THREADS) {
+    for (const [k, v] of Object.entries(after.threads ?? {})) {
+      const d = v - (before.threads?.[k] ?? 0);
+      if (d > 0) process.stderr.write(`  ${server} ${scenario} thread ${k}: ${(d / r.count).toFixed(1)} µs/msg\n`);
+    }
+  }
   return {
     scenario,
     server,
@@ -678,7 +700,7 @@ async function main(): Promise<void> {
             ? await relayPairs(child.port, senders, receivers, envelopes)
             : await floorPairs(child.port, receivers, envelopes);
         log(`${server} ${scenario}: warming up ...`);
-        await closedLoop(pairs, quick ? 10 : 30, window);
+        await closedLoop(pairs, quick ? 10 : 100, window);
         let row: Row;
         if (scenario === 'throughput') {
           log(`${server} throughput: ${PAIRS * perSender} messages ...`);
