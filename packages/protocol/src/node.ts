@@ -5,6 +5,8 @@
  * keys are cached: secret keys by the identity of the caller's array (checked against a copy,
  * so a wiped or reused array is never served a stale key), public keys by value in a bounded map.
  */
+
+import * as nodeCrypto from 'node:crypto';
 import {
   createCipheriv,
   createDecipheriv,
@@ -107,9 +109,36 @@ function cipherName(alg: AeadId): 'chacha20-poly1305' | 'aes-128-gcm' {
   throw new CryptoError(`unsupported AEAD ${alg as number}`);
 }
 
+/**
+ * `crypto.hash` (Node 20.12+), the one-shot digest, when this Node has it (read off the namespace:
+ * a named import of a missing export would fail to load). Older runtimes use createHash.
+ */
+const oneShotHash: typeof nodeCrypto.hash | undefined = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined;
+
+/**
+ * The digest of data that is all at hand. Most hashes Valise computes are small (a relay message
+ * id hashes 60 bytes per message; certificate ids, labels, transcripts), where the fixed cost of
+ * the call is all there is: createHash builds a Hash object, and a Buffer result costs an
+ * allocation in the binding and a copy into a plain array. `crypto.hash` skips the object, and
+ * asking it for a latin1 ("binary") string, one char code per byte, skips the Buffer: about
+ * 0.6 µs against 1.7 µs here for 60 bytes (for large inputs both are the same hashing).
+ */
+function digest(algorithm: 'sha256' | 'sha512', size: number, data: Uint8Array): Uint8Array {
+  if (oneShotHash === undefined) return plain(createHash(algorithm).update(data).digest());
+  const s = oneShotHash(algorithm, data, 'binary');
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Whether digests go through the one-shot `crypto.hash`; exported for the provider test. */
+export function nodeProviderUsesOneShotHashForTesting(): boolean {
+  return oneShotHash !== undefined;
+}
+
 export const nodeProvider: CryptoProvider = {
   name: 'node',
-  sha256: (data) => plain(createHash('sha256').update(data).digest()),
+  sha256: (data) => digest('sha256', 32, data),
   createSha256() {
     const h = createHash('sha256');
     const wrapper: IncrementalHash = {
@@ -121,7 +150,7 @@ export const nodeProvider: CryptoProvider = {
     };
     return wrapper;
   },
-  sha512: (data) => plain(createHash('sha512').update(data).digest()),
+  sha512: (data) => digest('sha512', 64, data),
   hmacSha256: (key, data) => plain(createHmac('sha256', key).update(data).digest()),
   x25519PublicKey: (sk) => rawPublic('x25519', sk),
   x25519(sk, pk) {

@@ -2,7 +2,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../src/bytes.js';
-import { nodeProvider, nodeProviderUsesJwkImportForTesting } from '../src/node.js';
+import { nodeProvider, nodeProviderUsesJwkImportForTesting, nodeProviderUsesOneShotHashForTesting } from '../src/node.js';
 import { isSmallOrderEd25519, nobleProvider } from '../src/provider.js';
 
 describe('node provider', () => {
@@ -13,6 +13,23 @@ describe('node provider', () => {
       expect(toHex(nodeProvider.ed25519PublicKey(sk))).toBe(toHex(nobleProvider.ed25519PublicKey(sk)));
     }
     expect(nodeProviderUsesJwkImportForTesting()).toBe(true);
+  });
+
+  it('hashes through the one-shot crypto.hash, and agrees with noble at every length around the block sizes', () => {
+    expect(nodeProviderUsesOneShotHashForTesting()).toBe(true);
+    const data = Uint8Array.from({ length: 1200 }, (_, i) => (i * 131 + 7) & 0xff);
+    const lengths = [...Array.from({ length: 300 }, (_, i) => i), 1000, 1200];
+    for (const n of lengths) {
+      // A view at an odd offset, as the relay hashes parts of larger buffers.
+      const input = data.subarray(1200 - n);
+      const a = nodeProvider.sha256(input);
+      expect(Object.getPrototypeOf(a)).toBe(Uint8Array.prototype);
+      expect(toHex(a)).toBe(toHex(nobleProvider.sha256(input)));
+      expect(toHex(nodeProvider.sha512(input))).toBe(toHex(nobleProvider.sha512(input)));
+    }
+    const big = new Uint8Array(3 << 20).fill(0xa5);
+    expect(toHex(nodeProvider.sha256(big))).toBe(toHex(nobleProvider.sha256(big)));
+    expect(toHex(nodeProvider.sha256(Buffer.from('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
   it('the small-order list holds exactly the encodings of the eight torsion points', () => {
