@@ -12,6 +12,7 @@
  */
 import { utf8 } from './bytes.js';
 import { type CborValue, cborMap, decodeCbor, encodeStructure, MapReader, StructType, WIRE_VERSION } from './cbor.js';
+import { CborScanner, headLength, plainView } from './cbor-scan.js';
 import { ArgumentError, DecodeError } from './errors.js';
 import { CERT_MAX_SIZE, REVOCATION_LIST_MAX_SIZE } from './identity.js';
 import { Label, labelled } from './labels.js';
@@ -587,11 +588,6 @@ export function encodeRelayFrameGenericForTesting(frame: AnyRelayFrame): Uint8Ar
   return encodeStructure(frame.type, fieldsOf(frame));
 }
 
-/** Length of a CBOR head (RFC 8949 §3) for argument `n`, shortest form. */
-function headLength(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n <= 0xffffffff ? 5 : 9;
-}
-
 /** Writes a shortest-form CBOR head of major type `major` and argument `n` at `o`; returns the new offset. */
 function writeHead(out: Uint8Array, o: number, major: number, n: number): number {
   const m = major << 5;
@@ -873,10 +869,107 @@ function readRelayFields(r: MapReader, type: RelayFrameType, maxSize: number): R
  * as spec/relay.md states, with no unknown keys. Anything else is a {@link DecodeError}.
  */
 export function decodeClientFrame(bytes: Uint8Array, maxSize = DEFAULT_MAX_FRAME_SIZE): ClientFrame {
+  return decodeClientFrameFast(bytes, maxSize) ?? decodeClientFrameGeneric(bytes, maxSize);
+}
+
+/** The generic path of {@link decodeClientFrame}: the strict CBOR decoder, then every field; for tests. */
+export function decodeClientFrameGenericForTesting(bytes: Uint8Array, maxSize = DEFAULT_MAX_FRAME_SIZE): ClientFrame {
+  return decodeClientFrameGeneric(bytes, maxSize);
+}
+
+/** The fast path of {@link decodeClientFrame} alone: the frame, or undefined where the generic path decides; for tests. */
+export function decodeClientFrameFastForTesting(bytes: Uint8Array, maxSize = DEFAULT_MAX_FRAME_SIZE): ClientFrame | undefined {
+  return decodeClientFrameFast(bytes, maxSize);
+}
+
+function decodeClientFrameGeneric(bytes: Uint8Array, maxSize: number): ClientFrame {
   const { r, type } = readHeader(bytes, maxSize, CLIENT_TYPES, 'client frame');
   const f = readClientFields(r, type, maxSize);
   r.done();
   return f;
+}
+
+// Fast path for the two frames a relay decodes for every message (Send and Ack). The generic path
+// builds a Map per CBOR map and walks it with MapReader, which costs several times the parsing
+// itself; these read the one deterministic encoding a valid frame can have straight from the
+// bytes. They accept only frames that the generic path accepts, with the same result, and return
+// undefined for anything else (including every invalid frame): the generic path then decides,
+// so errors and their messages are unchanged. A differential test (relay-frames-fast.test.ts)
+// holds the two paths to this.
+//
+// Every valid Send or Ack has exactly one encoding of the shape read here: all fields are
+// required and no others are allowed, so the map sizes and keys are fixed; keys 0..5 and the
+// version and type are one-byte items; the field heads are shortest-form. Only an argument of
+// 2^32 or more (an envelope of 4 GiB) is left to the generic path.
+
+/** `{0: 1, 1: 40, 2: ...`: a map of six fields, version 1, type Send, then the key of requestId. */
+const SEND_PREFIX = [0xa6, 0x00, 0x01, 0x01, 0x18, RelayFrameType.Send, 0x02];
+/** `{0: 1, 1: 41, 2: ...`: a map of four fields, version 1, type Ack, then the key of requestId. */
+const ACK_PREFIX = [0xa4, 0x00, 0x01, 0x01, 0x18, RelayFrameType.Ack, 0x02];
+/** The head of a 16-byte string (ids and mailboxes). */
+const BYTES16 = 0x50;
+
+function decodeClientFrameFast(bytes: Uint8Array, maxSize: number): ClientFrame | undefined {
+  // The size limit as the generic path checks it (written so that a NaN limit also goes there).
+  if (!(bytes instanceof Uint8Array) || !(bytes.length <= maxSize)) return undefined;
+  // The type's byte in a Send or Ack; other frames go to the generic path before any allocation.
+  const type = bytes[5];
+  if (type !== RelayFrameType.Send && type !== RelayFrameType.Ack) return undefined;
+  const b = plainView(bytes);
+  const s = new CborScanner(b, 0, b.length);
+  if (type === RelayFrameType.Send) return s.literal(SEND_PREFIX) ? readSendFast(s, maxSize) : undefined;
+  return s.literal(ACK_PREFIX) ? readAckFast(s) : undefined;
+}
+
+/** Reads the fields of a Send after {@link SEND_PREFIX}, as {@link readClientFields} does. */
+function readSendFast(s: CborScanner, maxSize: number): SendFrame | undefined {
+  const b = s.b;
+  const requestId = s.uint(MAX_REQUEST_ID);
+  if (requestId < 0 || !s.byte(3) || !s.byte(BYTES16)) return undefined;
+  const idAt = s.pos;
+  s.pos += CLIENT_MESSAGE_ID_LENGTH;
+  if (!s.byte(4)) return undefined; // also catches a clientMessageId cut short by the end
+  const envelopeAt = s.bytes(5, maxSize);
+  if (envelopeAt < 0) return undefined;
+  const envelopeEnd = s.pos;
+  if (!s.byte(5)) return undefined;
+  const n = s.head(4);
+  if (n < 1 || n > MAX_ROUTES) return undefined;
+  const routes: RelayRoute[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    // {0: entryIndex, 1: mailbox}
+    if (!s.byte(0xa2) || !s.byte(0)) return undefined;
+    const entryIndex = s.uint(MAX_ROUTES - 1);
+    if (entryIndex < 0 || !s.byte(1)) return undefined;
+    const mailboxAt = s.bytes(MAILBOX_ID_LENGTH, MAILBOX_ID_LENGTH);
+    if (mailboxAt < 0) return undefined;
+    routes[i] = { entryIndex, mailbox: b.slice(mailboxAt, mailboxAt + MAILBOX_ID_LENGTH) };
+  }
+  if (s.pos !== s.end) return undefined;
+  return {
+    type: RelayFrameType.Send,
+    requestId,
+    clientMessageId: b.slice(idAt, idAt + CLIENT_MESSAGE_ID_LENGTH),
+    envelope: b.slice(envelopeAt, envelopeEnd),
+    routes,
+  };
+}
+
+/** Reads the fields of an Ack after {@link ACK_PREFIX}, as {@link readClientFields} does. */
+function readAckFast(s: CborScanner): AckFrame | undefined {
+  const b = s.b;
+  const requestId = s.uint(MAX_REQUEST_ID);
+  if (requestId < 0 || !s.byte(3)) return undefined;
+  const n = s.head(4);
+  // Each id is 17 bytes (its head and 16 bytes): the count must fit in what is left.
+  if (n < 1 || n > MAX_ACK_IDS || n * (MESSAGE_ID_LENGTH + 1) !== s.end - s.pos) return undefined;
+  const messageIds: Uint8Array[] = new Array(n);
+  let p = s.pos;
+  for (let i = 0; i < n; i++, p += MESSAGE_ID_LENGTH) {
+    if (b[p++] !== BYTES16) return undefined;
+    messageIds[i] = b.slice(p, p + MESSAGE_ID_LENGTH);
+  }
+  return { type: RelayFrameType.Ack, requestId, messageIds };
 }
 
 /** Decodes one frame sent by a relay, with the same rules as {@link decodeClientFrame}. */
