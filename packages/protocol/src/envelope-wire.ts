@@ -8,8 +8,9 @@
  * rest, because each entry is bound to the prelude core, not to the other entries.
  */
 import { concat, readU32be, u32be } from './bytes.js';
-import { type CborValue, cborMap, decodeStructure, encodeStructure, MapReader, StructType } from './cbor.js';
-import { DecodeError } from './errors.js';
+import { type CborValue, cborMap, decodeStructure, encodeStructure, MapReader, StructType, WIRE_VERSION } from './cbor.js';
+import { CborScanner, headLength } from './cbor-scan.js';
+import { ArgumentError, DecodeError } from './errors.js';
 import { CERT_MAX_SIZE } from './identity.js';
 import { Label, labelled } from './labels.js';
 import { getProvider } from './provider.js';
@@ -108,23 +109,151 @@ export function framePrelude(preludeBytes: Uint8Array): Uint8Array {
 }
 
 /**
+ * Where the parts of an envelope's prelude lie in the envelope, as {@link scanPreludeFrame}
+ * finds them. All offsets are into the envelope (which starts with the 4-byte length prefix).
+ */
+export interface PreludeFrameLayout {
+  /** Offset of the records: 4 + the length of the prelude. */
+  recordsOffset: number;
+  /** Number of entries, 1 to {@link MAX_RECIPIENTS}. */
+  entryCount: number;
+  /**
+   * End of the prelude's core: `envelope[4, coreEnd)` is the prelude's encoding up to and
+   * including the key of the entries (its map head, version, type, envelope id, KEM and hint key),
+   * and the head of the entries array starts at `coreEnd`.
+   */
+  coreEnd: number;
+  /**
+   * `entryCount + 1` offsets: entry `i` is encoded in `envelope[entryOffsets[i], entryOffsets[i + 1])`.
+   * The last offset is `recordsOffset`.
+   */
+  entryOffsets: Uint32Array;
+}
+
+/**
+ * Validates an envelope's prelude frame exactly as {@link readPreludeFrame} does (the same
+ * envelopes accepted, the same {@link DecodeError} for the others) without building the prelude:
+ * returns where its core and its entries lie, from which {@link framedEntryPrelude} splices each
+ * recipient's one-entry prelude. This is what a relay needs per Send, at a fraction of the cost
+ * of decoding and re-encoding.
+ */
+export function scanPreludeFrame(envelope: Uint8Array): PreludeFrameLayout {
+  const layout = scanPreludeFrameFast(envelope);
+  if (layout !== undefined) return layout;
+  // Invalid (or in a form the scanner leaves to the decoder): readPreludeFrame throws the
+  // error it always has. Should it accept, the layout follows from the decoded prelude.
+  return layoutOfDecoded(readPreludeFrame(envelope));
+}
+
+/**
+ * Recipient `index`'s framed one-entry prelude, `u32be(len) || prelude with only entry index`,
+ * spliced from the envelope: byte for byte `framePrelude(encodePrelude({ ...prelude, entries:
+ * [prelude.entries[index]] }))`, because a validated prelude is in the one deterministic encoding
+ * of its value, so its core and its entries are the bytes that encoding writes for them. Always a
+ * new array. `layout` must be `scanPreludeFrame(envelope)` of this very envelope.
+ */
+export function framedEntryPrelude(envelope: Uint8Array, layout: PreludeFrameLayout, index: number): Uint8Array {
+  if (!Number.isInteger(index) || index < 0 || index >= layout.entryCount) {
+    throw new ArgumentError(`entry index ${index}: the prelude has ${layout.entryCount} entries`);
+  }
+  const start = layout.entryOffsets[index] as number;
+  const end = layout.entryOffsets[index + 1] as number;
+  const coreLength = layout.coreEnd - 4;
+  const length = coreLength + 1 + (end - start);
+  const out = new Uint8Array(4 + length);
+  out[0] = length >>> 24;
+  out[1] = (length >>> 16) & 0xff;
+  out[2] = (length >>> 8) & 0xff;
+  out[3] = length & 0xff;
+  out.set(envelope.subarray(4, layout.coreEnd), 4);
+  out[4 + coreLength] = 0x81; // an array of one entry
+  out.set(envelope.subarray(start, end), 5 + coreLength);
+  return out;
+}
+
+/** The layout of a prelude that {@link readPreludeFrame} accepted, from the lengths of its canonical encoding. */
+function layoutOfDecoded({ prelude, recordsOffset }: ReturnType<typeof readPreludeFrame>): PreludeFrameLayout {
+  const n = prelude.entries.length;
+  const entryOffsets = new Uint32Array(n + 1);
+  let o = recordsOffset;
+  entryOffsets[n] = o;
+  for (let i = n - 1; i >= 0; i--) {
+    const { enc, ct } = prelude.entries[i] as EnvelopeEntry;
+    // {0: hint, 1: enc, 2: ct}: the map head, key 0 and the hint's head are one byte each.
+    o -= 3 + HINT_LENGTH + 1 + headLength(enc.length) + enc.length + 1 + headLength(ct.length) + ct.length;
+    entryOffsets[i] = o;
+  }
+  return { recordsOffset, entryCount: n, coreEnd: o - headLength(n), entryOffsets };
+}
+
+/** {@link layoutOfDecoded}, for the test that holds it to the scanner. */
+export function preludeLayoutOfDecodedForTesting(envelope: Uint8Array): PreludeFrameLayout {
+  return layoutOfDecoded(readPreludeFrame(envelope));
+}
+
+/** The scanner of {@link scanPreludeFrame} alone: the layout, or undefined where readPreludeFrame decides; for tests. */
+export function scanPreludeFrameFastForTesting(envelope: Uint8Array): PreludeFrameLayout | undefined {
+  return scanPreludeFrameFast(envelope);
+}
+
+// The fast scan reads the one deterministic encoding a valid prelude can have (all fields are
+// required and no others allowed, so the map sizes and keys are fixed; the heads are shortest
+// form) and returns undefined for anything else, leaving the verdict and its message to the
+// generic decoder. A differential test (envelope-wire-fast.test.ts) holds it to readPreludeFrame.
+
+/** `{0: 1, 1: 10, 2: <16 bytes>`: a map of six fields, version 1, type EnvelopePrelude, the head of the envelope id. */
+const PRELUDE_PREFIX = [0xa6, 0x00, WIRE_VERSION, 0x01, StructType.EnvelopePrelude, 0x02, 0x40 | ENVELOPE_ID_LENGTH];
+/** `4: <32 bytes>`: the key of the hint key and its head. */
+const HINT_KEY_HEAD = [0x04, 0x58, 32];
+/** `{0: <16 bytes>`: an entry of three fields, and the key and head of its hint. */
+const ENTRY_PREFIX = [0xa3, 0x00, 0x40 | HINT_LENGTH];
+
+function scanPreludeFrameFast(envelope: Uint8Array): PreludeFrameLayout | undefined {
+  if (!(envelope instanceof Uint8Array) || envelope.length < 4) return undefined;
+  const n = readU32be(envelope, 0);
+  // The limits of readPreludeFrame and decodeCbor (an empty prelude is an error there too).
+  if (n === 0 || n > MAX_PRELUDE_SIZE || envelope.length < 4 + n) return undefined;
+  const recordsOffset = 4 + n;
+  const s = new CborScanner(envelope, 4, recordsOffset);
+  if (!s.literal(PRELUDE_PREFIX)) return undefined;
+  s.pos += ENVELOPE_ID_LENGTH;
+  if (!s.byte(0x03) || s.uint(0xffff) < 0 || !s.literal(HINT_KEY_HEAD)) return undefined;
+  s.pos += 32;
+  if (!s.byte(0x05)) return undefined; // also catches an envelope id or hint key cut short
+  const coreEnd = s.pos;
+  const count = s.head(4);
+  if (count < 1 || count > MAX_RECIPIENTS) return undefined;
+  const entryOffsets = new Uint32Array(count + 1);
+  for (let i = 0; i < count; i++) {
+    entryOffsets[i] = s.pos;
+    if (!s.literal(ENTRY_PREFIX)) return undefined;
+    s.pos += HINT_LENGTH;
+    if (!s.byte(0x01) || s.bytes(1, MAX_ENC_LENGTH) < 0) return undefined;
+    if (!s.byte(0x02) || s.bytes(17, MAX_ENTRY_CIPHERTEXT) < 0) return undefined;
+  }
+  if (s.pos !== recordsOffset) return undefined;
+  entryOffsets[count] = recordsOffset;
+  return { recordsOffset, entryCount: count, coreEnd, entryOffsets };
+}
+
+/**
  * The envelope as delivered to each recipient, in entry order: the same records behind a
  * prelude that holds only that recipient's entry. This is what a relay stores per mailbox;
  * it needs no key. The records are shared (subarrays of the input), not copied.
  */
 export function splitEnvelope(envelope: Uint8Array): { deliveries: Uint8Array[]; records: Uint8Array } {
-  const { prelude, recordsOffset } = readPreludeFrame(envelope);
-  const records = envelope.subarray(recordsOffset);
-  const deliveries = prelude.entries.map((entry) => framePrelude(encodePrelude({ ...prelude, entries: [entry] })));
+  const layout = scanPreludeFrame(envelope);
+  const records = envelope.subarray(layout.recordsOffset);
+  const deliveries: Uint8Array[] = [];
+  for (let i = 0; i < layout.entryCount; i++) deliveries.push(framedEntryPrelude(envelope, layout, i));
   return { deliveries, records };
 }
 
 /** One recipient's whole envelope: its single-entry prelude followed by the shared records. */
 export function sliceEnvelope(envelope: Uint8Array, index: number): Uint8Array {
-  const { deliveries, records } = splitEnvelope(envelope);
-  const head = deliveries[index];
-  if (head === undefined) throw new DecodeError(`envelope: no entry ${index}`);
-  return concat(head, records);
+  const layout = scanPreludeFrame(envelope);
+  if (!Number.isInteger(index) || index < 0 || index >= layout.entryCount) throw new DecodeError(`envelope: no entry ${index}`);
+  return concat(framedEntryPrelude(envelope, layout, index), envelope.subarray(layout.recordsOffset));
 }
 
 // ---------------------------------------------------------------------------------------------
