@@ -11,6 +11,15 @@
  * messages and reads the others back from the database.
  */
 
+/** The bytes of a message: each route's mailbox and framed prelude, and the shared records. */
+export interface Body {
+  mailboxes: Uint8Array[];
+  preludes: Uint8Array[];
+  records: Uint8Array;
+  /** Bytes of the row's routes and records (what the cache counts). */
+  size: number;
+}
+
 /** A stored message while any of its deliveries waits. */
 export interface PendingMessage {
   /** Row id in `messages`, and the seq of the first delivery (route i has seq `row + i`). */
@@ -20,12 +29,16 @@ export interface PendingMessage {
   readonly key: string;
   readonly storedAt: number;
   readonly expiresAt: number;
-  /** Mailbox key of each route. */
-  readonly mailboxes: readonly string[];
+  /** The mailbox of each route. */
+  readonly queues: readonly MailboxQueue[];
   /** Bytes each delivery counts against its mailbox: its prelude and the shared records. */
   readonly sizes: readonly number[];
   /** Deliveries not yet acknowledged or expired. */
   live: number;
+  /** The envelope bytes, while the store holds them in memory (see sqlite-store.ts). */
+  body: Body | undefined;
+  /** Whether the row is committed (until then the store must keep `body`). */
+  committed: boolean;
 }
 
 export interface Delivery {
@@ -37,12 +50,14 @@ export interface Delivery {
 }
 
 /** One mailbox's waiting deliveries, in seq order, with lookup by message id. */
-class MailboxQueue {
+export class MailboxQueue {
   /** In seq order; done entries stay until the queue is compacted. */
-  list: Delivery[] = [];
+  private list: Delivery[] = [];
   private doneCount = 0;
   readonly byMessage = new Map<string, Delivery>();
   bytes = 0;
+
+  constructor(readonly key: string) {}
 
   get count(): number {
     return this.byMessage.size;
@@ -65,8 +80,9 @@ class MailboxQueue {
     }
   }
 
-  /** Index of the first entry with `seq > afterSeq` (binary search: the list is in seq order). */
-  firstAfter(afterSeq: number): number {
+  /** Up to `limit` live deliveries with `seq > afterSeq` whose message has not expired at `now`. */
+  page(afterSeq: number, limit: number, now: number): Delivery[] {
+    // Binary search for the first entry after `afterSeq`: the list is in seq order.
     let lo = 0;
     let hi = this.list.length;
     while (lo < hi) {
@@ -74,7 +90,12 @@ class MailboxQueue {
       if ((this.list[mid] as Delivery).seq <= afterSeq) lo = mid + 1;
       else hi = mid;
     }
-    return lo;
+    const out: Delivery[] = [];
+    for (let i = lo; i < this.list.length && out.length < limit; i++) {
+      const d = this.list[i] as Delivery;
+      if (!d.done && d.message.expiresAt > now) out.push(d);
+    }
+    return out;
   }
 }
 
@@ -95,9 +116,10 @@ export interface NewMessage {
   storedAt: number;
   expiresAt: number;
   dedupeUntil: number;
-  /** Mailbox keys ({@link mailboxKey}) of the routes. */
-  mailboxes: string[];
+  /** The mailbox of each route, from {@link MailIndex.queue}. */
+  queues: MailboxQueue[];
   sizes: number[];
+  body: Body;
 }
 
 export const mailboxKey = (mailbox: Uint8Array): string =>
@@ -123,34 +145,51 @@ export class MailIndex {
     return this.messages.has(key) || this.seen.has(key);
   }
 
+  /** The queue of a mailbox (by {@link mailboxKey}), created empty if it has none. */
+  queue(key: string): MailboxQueue {
+    let q = this.mailboxes.get(key);
+    if (q === undefined) {
+      q = new MailboxQueue(key);
+      this.mailboxes.set(key, q);
+    }
+    return q;
+  }
+
   /**
-   * The first route whose mailbox (by key) would exceed a limit with this message, or undefined.
+   * The first route whose mailbox would exceed a limit with this message, or undefined.
    * `sizes[i]` is what delivery i counts against its mailbox.
    */
   overLimit(
-    mailboxes: readonly string[],
+    queues: readonly MailboxQueue[],
     sizes: readonly number[],
     limits: { maxMessages: number; maxBytes: number },
   ): { route: number; limit: 'messages' | 'bytes' } | undefined {
-    for (let i = 0; i < mailboxes.length; i++) {
-      const q = this.mailboxes.get(mailboxes[i] as string);
-      if ((q?.count ?? 0) + 1 > limits.maxMessages) return { route: i, limit: 'messages' };
-      if ((q?.bytes ?? 0) + (sizes[i] as number) > limits.maxBytes) return { route: i, limit: 'bytes' };
+    for (let i = 0; i < queues.length; i++) {
+      const q = queues[i] as MailboxQueue;
+      if (q.count + 1 > limits.maxMessages) return { route: i, limit: 'messages' };
+      if (q.bytes + (sizes[i] as number) > limits.maxBytes) return { route: i, limit: 'bytes' };
     }
     return undefined;
+  }
+
+  /** Drops the queues of a refused message that were created for it and are still empty. */
+  release(queues: readonly MailboxQueue[]): void {
+    for (const q of queues) if (q.count === 0) this.mailboxes.delete(q.key);
   }
 
   /** Adds a message (checked already) with seqs from `nextSeq` on; returns it. */
   add(m: NewMessage): PendingMessage {
     const row = this.nextSeq;
-    this.nextSeq += m.mailboxes.length;
-    return this.insert(row, m.id, m.key, m.storedAt, m.expiresAt, m.mailboxes, m.sizes, m.dedupeUntil);
+    this.nextSeq += m.queues.length;
+    this.seen.set(m.key, m.dedupeUntil);
+    return this.insert(row, m.id, m.key, m.storedAt, m.expiresAt, m.queues, m.sizes, m.body, false);
   }
 
-  /** Puts back a message read from the database (at open), with its original row. */
+  /** Puts back a committed message read from the database (at open), with its original row. */
   restore(row: number, id: Uint8Array, storedAt: number, expiresAt: number, mailboxes: string[], sizes: number[]): PendingMessage {
     this.nextSeq = Math.max(this.nextSeq, row + mailboxes.length);
-    return this.insert(row, id, messageKey(id), storedAt, expiresAt, mailboxes, sizes, undefined);
+    const queues = mailboxes.map((k) => this.queue(k));
+    return this.insert(row, id, messageKey(id), storedAt, expiresAt, queues, sizes, undefined, true);
   }
 
   private insert(
@@ -159,37 +198,32 @@ export class MailIndex {
     key: string,
     storedAt: number,
     expiresAt: number,
-    mailboxes: string[],
+    queues: MailboxQueue[],
     sizes: number[],
-    dedupeUntil: number | undefined,
+    body: Body | undefined,
+    committed: boolean,
   ): PendingMessage {
-    const message: PendingMessage = { row, id, key, storedAt, expiresAt, mailboxes, sizes, live: mailboxes.length };
+    const message: PendingMessage = { row, id, key, storedAt, expiresAt, queues, sizes, live: queues.length, body, committed };
     this.messages.set(key, message);
-    if (dedupeUntil !== undefined) this.remember(key, dedupeUntil);
-    mailboxes.forEach((mk, route) => {
-      let q = this.mailboxes.get(mk);
-      if (q === undefined) {
-        q = new MailboxQueue();
-        this.mailboxes.set(mk, q);
-      }
-      q.add({ seq: row + route, message, route, done: false }, sizes[route] as number);
-    });
-    this.deliveryCount += mailboxes.length;
+    for (let route = 0; route < queues.length; route++) {
+      (queues[route] as MailboxQueue).add({ seq: row + route, message, route, done: false }, sizes[route] as number);
+    }
+    this.deliveryCount += queues.length;
     return message;
   }
 
-  /** Remembers a message id until `until` (also for ids restored from the database). */
+  /** Remembers a message id until `until` (ids restored from the database). */
   remember(key: string, until: number): void {
     this.seen.set(key, until);
   }
 
   /** Marks a restored delivery as acknowledged (an `acked` row read at open). */
   restoreAck(seq: number, message: PendingMessage): void {
-    const route = seq - message.row;
-    const q = this.mailboxes.get(message.mailboxes[route] as string);
+    const q = message.queues[seq - message.row];
     const d = q?.byMessage.get(message.key);
     if (q === undefined || d === undefined || d.seq !== seq) return;
     this.removeDelivery(q, d);
+    if (q.count === 0) this.mailboxes.delete(q.key);
   }
 
   /** Removes this mailbox's deliveries of these messages; unknown ids are ignored. */
@@ -205,7 +239,7 @@ export class MailIndex {
       if (d.message.live === 0) out.deleted.push(d.message);
       else out.acked.push(d.seq);
     }
-    if (q.count === 0) this.mailboxes.delete(mailboxKey(mailbox));
+    if (q.count === 0) this.mailboxes.delete(q.key);
     return out;
   }
 
@@ -223,14 +257,13 @@ export class MailIndex {
     const out: Removal = { deleted: [], acked: [], deliveries: 0 };
     for (const m of this.messages.values()) {
       if (m.expiresAt > now) continue;
-      m.mailboxes.forEach((mk) => {
-        const q = this.mailboxes.get(mk);
-        const d = q?.byMessage.get(m.key);
-        if (q === undefined || d === undefined) return;
+      for (const q of m.queues) {
+        const d = q.byMessage.get(m.key);
+        if (d === undefined) continue;
         this.removeDelivery(q, d);
         out.deliveries++;
-        if (q.count === 0) this.mailboxes.delete(mk);
-      });
+        if (q.count === 0) this.mailboxes.delete(q.key);
+      }
       out.deleted.push(m);
     }
     // Windows end in about the order they began; an entry found out of order is dropped later.
@@ -243,19 +276,7 @@ export class MailIndex {
 
   /** Up to `limit` waiting deliveries of a mailbox with `seq > afterSeq` not expired at `now`. */
   page(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Delivery[] {
-    const q = this.mailboxes.get(mailboxKey(mailbox));
-    if (q === undefined) return [];
-    const out: Delivery[] = [];
-    for (let i = q.firstAfter(afterSeq); i < q.list.length && out.length < limit; i++) {
-      const d = q.list[i] as Delivery;
-      if (!d.done && d.message.expiresAt > now) out.push(d);
-    }
-    return out;
-  }
-
-  /** A waiting message by id (for restoring acks). */
-  message(key: string): PendingMessage | undefined {
-    return this.messages.get(key);
+    return this.mailboxes.get(mailboxKey(mailbox))?.page(afterSeq, limit, now) ?? [];
   }
 
   stats(): { messages: number; deliveries: number; mailboxes: number; remembered: number } {

@@ -19,11 +19,11 @@ import {
   type DirectoryPublishFrame,
   decodeClientFrame,
   encodeDeliverFrame,
-  encodePrelude,
   encodeRelayFrame,
-  framePrelude,
+  framedEntryPrelude,
   type PrekeyFetchFrame,
   type PrekeyUploadFrame,
+  type PreludeFrameLayout,
   peekRequestId,
   RELAY_FRAME_NAMES,
   RelayCloseCode,
@@ -33,9 +33,9 @@ import {
   RelayFrameType,
   type RelayRoute,
   type RevocationPublishFrame,
-  readPreludeFrame,
   relayMessageId,
   type SendFrame,
+  scanPreludeFrame,
   ValiseError,
   type VerifiedDevice,
   VerifyError,
@@ -104,6 +104,14 @@ const hex = mailboxKey;
 /** A cheap map key for a message id (not for display). */
 const idKey = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 
+/** Stored answers waiting for one commit. */
+interface StoredGroup {
+  durable: Promise<void>;
+  requestIds: number[];
+  clientMessageIds: Uint8Array[];
+  messageIds: Uint8Array[];
+}
+
 class RequestError extends Error {
   constructor(
     readonly code: RelayErrorCodeType,
@@ -133,6 +141,7 @@ export class Session {
   private readonly socket: { cork(): void; uncork(): void } | undefined;
   private corked = false;
   private readonly mailboxLimits: { maxMessages: number; maxBytes: number };
+  private storedGroup: StoredGroup | undefined;
 
   constructor(
     private readonly ctx: RelayContext,
@@ -262,24 +271,31 @@ export class Session {
       return;
     }
     if (started === undefined) return;
-    this.pendingRequests++;
-    if (!this.paused && this.pendingRequests >= this.ctx.limits.maxPendingRequests) {
-      this.paused = true;
-      this.ws.pause();
-    }
+    this.requestStarted();
     started.then(this.requestDone, (err: unknown) => {
       this.requestFailed(frame, err);
       this.requestDone();
     });
   }
 
-  private readonly requestDone = (): void => {
-    this.pendingRequests--;
+  /** Counts a request in progress; too many stop reading from the socket until some finish. */
+  private requestStarted(): void {
+    this.pendingRequests++;
+    if (!this.paused && this.pendingRequests >= this.ctx.limits.maxPendingRequests) {
+      this.paused = true;
+      this.ws.pause();
+    }
+  }
+
+  private readonly requestDone = (): void => this.requestsDone(1);
+
+  private requestsDone(count: number): void {
+    this.pendingRequests -= count;
     if (this.paused && this.pendingRequests <= this.ctx.limits.maxPendingRequests >> 1) {
       this.paused = false;
       if (!this.closed) this.ws.resume();
     }
-  };
+  }
 
   private requestFailed(frame: ClientFrame, err: unknown): void {
     if (err instanceof RequestError) this.sendError(err.code, err.message, frame.requestId);
@@ -322,7 +338,7 @@ export class Session {
     }
   }
 
-  private onSend(frame: SendFrame): Promise<void> {
+  private onSend(frame: SendFrame): Promise<void> | undefined {
     const { envelope, routes } = frame;
     // Throws RequestError (bad envelope or routes): answered at once by onMessage.
     const split = splitForRoutes(envelope, routes);
@@ -344,18 +360,24 @@ export class Session {
     return result instanceof Promise ? result.then((r) => this.afterStore(frame, split, r)) : this.afterStore(frame, split, result);
   }
 
-  private afterStore(frame: SendFrame, split: { preludes: Uint8Array[]; records: Uint8Array }, result: StoreMessageResult): Promise<void> {
+  private afterStore(
+    frame: SendFrame,
+    split: { preludes: Uint8Array[]; records: Uint8Array },
+    result: StoreMessageResult,
+  ): Promise<void> | undefined {
     if (result.status === 'mailbox-full') {
       throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${hex(result.mailbox)} is full (${result.limit})`);
     }
-    const stored = () =>
-      this.sendFrame({
-        type: RelayFrameType.Stored,
-        requestId: frame.requestId,
-        clientMessageId: frame.clientMessageId,
-        messageId: result.messageId,
-      });
-    if (result.status === 'duplicate') return result.durable.then(stored);
+    if (result.status === 'duplicate') {
+      return result.durable.then(() =>
+        this.sendFrame({
+          type: RelayFrameType.Stored,
+          requestId: frame.requestId,
+          clientMessageId: frame.clientMessageId,
+          messageId: result.messageId,
+        }),
+      );
+    }
     const { routes } = frame;
     const counts = this.ctx.metrics.counts;
     counts.messagesStored++;
@@ -376,7 +398,52 @@ export class Session {
         durable: result.durable,
       });
     }
-    return result.durable.then(stored);
+    this.queueStored(result.durable, frame.requestId, frame.clientMessageId, result.messageId);
+    return undefined;
+  }
+
+  /**
+   * Answers Stored once `durable` resolves. Sends that share a commit share one callback: a
+   * promise and a closure per message, kept alive until the commit, would cost more than the
+   * rest of the relay's work for a small message.
+   */
+  private queueStored(durable: Promise<void>, requestId: number, clientMessageId: Uint8Array, messageId: Uint8Array): void {
+    let group = this.storedGroup;
+    if (group === undefined || group.durable !== durable) {
+      const g: StoredGroup = { durable, requestIds: [], clientMessageIds: [], messageIds: [] };
+      group = g;
+      this.storedGroup = g;
+      durable.then(
+        () => this.answerStored(g, undefined),
+        (err: unknown) => this.answerStored(g, err),
+      );
+    }
+    group.requestIds.push(requestId);
+    group.clientMessageIds.push(clientMessageId);
+    group.messageIds.push(messageId);
+    this.requestStarted();
+  }
+
+  private answerStored(g: StoredGroup, err: unknown): void {
+    if (this.storedGroup === g) this.storedGroup = undefined;
+    const n = g.requestIds.length;
+    if (err !== undefined) this.ctx.log.error({ conn: this.connId, err: (err as Error).message }, 'store failed');
+    for (let i = 0; i < n; i++) {
+      const requestId = g.requestIds[i] as number;
+      if (err !== undefined) this.sendError(RelayErrorCode.Internal, 'internal error', requestId);
+      else {
+        this.sendBytes(
+          RelayFrameType.Stored,
+          encodeRelayFrame({
+            type: RelayFrameType.Stored,
+            requestId,
+            clientMessageId: g.clientMessageIds[i] as Uint8Array,
+            messageId: g.messageIds[i] as Uint8Array,
+          }),
+        );
+      }
+    }
+    this.requestsDone(n);
   }
 
   private onAck(frame: AckFrame): Promise<void> {
@@ -575,16 +642,23 @@ export class Session {
  * cover every entry exactly once and name distinct mailboxes. Only the prelude is parsed.
  */
 export function splitForRoutes(envelope: Uint8Array, routes: SendFrame['routes']): { preludes: Uint8Array[]; records: Uint8Array } {
-  let parsed: ReturnType<typeof readPreludeFrame>;
+  let layout: PreludeFrameLayout;
   try {
-    parsed = readPreludeFrame(envelope);
+    // The same checks as readPreludeFrame, without building the prelude's objects.
+    layout = scanPreludeFrame(envelope);
   } catch (err) {
     if (err instanceof DecodeError || ValiseError.is(err)) throw new RequestError(RelayErrorCode.BadEnvelope, (err as Error).message);
     throw err;
   }
-  const { prelude, recordsOffset } = parsed;
-  const n = prelude.entries.length;
+  const n = layout.entryCount;
   if (routes.length !== n) throw new RequestError(RelayErrorCode.BadRoutes, `${routes.length} routes for ${n} entries`);
+  const records = envelope.subarray(layout.recordsOffset);
+  // One entry: the prelude already is the recipient's slice.
+  if (n === 1) {
+    if ((routes[0] as RelayRoute).entryIndex !== 0)
+      throw new RequestError(RelayErrorCode.BadRoutes, `route to entry ${(routes[0] as RelayRoute).entryIndex} of 1`);
+    return { preludes: [envelope.subarray(0, layout.recordsOffset)], records };
+  }
   const indices = new Uint8Array(n);
   const mailboxes = new Set<string>();
   for (const r of routes) {
@@ -595,11 +669,7 @@ export function splitForRoutes(envelope: Uint8Array, routes: SendFrame['routes']
     if (mailboxes.has(key)) throw new RequestError(RelayErrorCode.BadRoutes, `mailbox ${key} named twice`);
     mailboxes.add(key);
   }
-  const records = envelope.subarray(recordsOffset);
-  // One entry: the prelude already is the recipient's slice (deterministic CBOR re-encodes to the same bytes).
-  if (n === 1) return { preludes: [envelope.subarray(0, recordsOffset)], records };
-  const preludes = routes.map((r) =>
-    framePrelude(encodePrelude({ ...prelude, entries: [prelude.entries[r.entryIndex] as (typeof prelude.entries)[0]] })),
-  );
+  // Each recipient's one-entry prelude, spliced from the bytes (the same bytes as re-encoding).
+  const preludes = routes.map((r) => framedEntryPrelude(envelope, layout, r.entryIndex));
   return { preludes, records };
 }

@@ -19,7 +19,16 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { RelayPrekey } from '@valise/protocol';
 import Database from 'better-sqlite3';
-import { type Delivery, MailIndex, mailboxKey, messageKey, type PendingMessage, type Removal } from './mail-index.js';
+import {
+  type Body,
+  type Delivery,
+  type MailboxQueue,
+  MailIndex,
+  mailboxKey,
+  messageKey,
+  type PendingMessage,
+  type Removal,
+} from './mail-index.js';
 import { INSERT_FIELDS, type MailBatch, type WorkerConfig, type WorkerResponse, type WriteOp } from './sqlite-protocol.js';
 import { DB_FILE, decodeRoutes, encodeRoutes, ROUTE_HEAD } from './sqlite-schema.js';
 import type {
@@ -64,23 +73,10 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** The bytes of one message: each route's framed prelude and the shared records. */
-interface Body {
-  preludes: Uint8Array[];
-  records: Uint8Array;
-  size: number;
-}
-
-interface NewRow {
-  message: PendingMessage;
-  dedupeUntil: number;
-  mailboxes: Uint8Array[];
-  body: Body;
-}
-
 /** The writes gathered for the next transaction. */
 class OpenBatch {
-  readonly rows: NewRow[] = [];
+  /** New messages; each keeps its `body` at least until this batch is committed. */
+  readonly rows: { message: PendingMessage; dedupeUntil: number }[] = [];
   readonly acked: number[] = [];
   /** Row, route count. */
   readonly deleted: number[] = [];
@@ -104,7 +100,7 @@ class OpenBatch {
   /** The batch in its transferable form (see sqlite-protocol.ts). */
   encode(nextSeq: number): { batch: MailBatch; transfer: ArrayBuffer[] } {
     let size = 0;
-    for (const r of this.rows) size += 16 + r.body.size;
+    for (const r of this.rows) size += 16 + (r.message.body as Body).size;
     const bytes = new Uint8Array(size);
     const view = new DataView(bytes.buffer);
     const inserts = new Float64Array(this.rows.length * INSERT_FIELDS);
@@ -113,10 +109,11 @@ class OpenBatch {
     let o = 0;
     let f = 0;
     for (let i = 0; i < this.rows.length; i++) {
-      const r = this.rows[i] as NewRow;
-      const records = r.body.records;
+      const r = this.rows[i] as { message: PendingMessage; dedupeUntil: number };
+      const body = r.message.body as Body;
+      const records = body.records;
       bytes.set(r.message.id, o);
-      const routesLength = encodeRoutes(r.mailboxes, r.body.preludes, bytes, view, o + 16);
+      const routesLength = encodeRoutes(body.mailboxes, body.preludes, bytes, view, o + 16);
       bytes.set(records, o + 16 + routesLength);
       o += 16 + routesLength + records.length;
       inserts[f++] = r.message.row;
@@ -177,14 +174,15 @@ export class SqliteStore implements RelayStore {
   private readonly index = new MailIndex();
   private open = new OpenBatch();
   /** The batch the writer is committing, if any: one at a time, so commits keep their order. */
-  private committing: { batch: OpenBatch; rows: NewRow[] } | undefined;
+  private committing: OpenBatch | undefined;
   private scheduled = false;
   private readonly pendingOps = new Map<number, Deferred<unknown>>();
   private nextOpId = 1;
-  /** Bodies of messages not yet committed: the database cannot give them back yet. */
-  private readonly pinned = new Map<number, Body>();
-  /** Bodies of committed messages with deliveries left, least recently used first. */
-  private readonly cache = new Map<number, Body>();
+  /**
+   * Committed messages with deliveries left whose body is held in memory, least recently used
+   * first. (Uncommitted messages always hold theirs: the database cannot give it back yet.)
+   */
+  private readonly cache = new Set<PendingMessage>();
   private cachedBytes = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -276,7 +274,7 @@ export class SqliteStore implements RelayStore {
         else hi = mid;
       }
       const m = restored[lo - 1];
-      if (m !== undefined && seq < m.row + m.mailboxes.length) this.index.restoreAck(seq, m);
+      if (m !== undefined && seq < m.row + m.queues.length) this.index.restoreAck(seq, m);
     }
     for (const r of this.reader.prepare('SELECT until, ids FROM seen ORDER BY id').iterate() as Iterable<{ until: number; ids: Buffer }>) {
       for (let o = 0; o + 16 <= r.ids.length; o += 16) this.index.remember(r.ids.toString('latin1', o, o + 16), r.until);
@@ -300,17 +298,16 @@ export class SqliteStore implements RelayStore {
 
   private onWorkerMessage(m: WorkerResponse): void {
     if ('committed' in m) {
-      const c = this.committing;
+      const batch = this.committing;
       this.committing = undefined;
-      if (c === undefined) return;
+      if (batch === undefined) return;
       this.onCommit?.(m.writes, m.seconds);
-      this.onWriteLatency?.((performance.now() - c.batch.openedAt) / 1000);
-      // Committed bodies move to the cache, or go if their message was acknowledged meanwhile.
-      for (const r of c.rows) {
-        const body = this.pinned.get(r.message.row);
-        if (body === undefined) continue;
-        this.pinned.delete(r.message.row);
-        if (r.message.live > 0) this.cacheBody(r.message.row, body);
+      this.onWriteLatency?.((performance.now() - batch.openedAt) / 1000);
+      // Committed bodies go to the cache, or go altogether if their message is gone already.
+      for (const { message } of batch.rows) {
+        message.committed = true;
+        if (message.live > 0) this.cacheBody(message);
+        else message.body = undefined;
       }
       for (const res of m.results) {
         const p = this.pendingOps.get(res.id);
@@ -319,7 +316,7 @@ export class SqliteStore implements RelayStore {
         if (res.ok) p.resolve(res.value);
         else p.reject(new Error(`relay store: ${res.error}`));
       }
-      c.batch.done.resolve();
+      batch.done.resolve();
       if (!this.open.empty) this.post();
     } else if ('failed' in m) {
       this.fail(new Error(`relay store: a transaction failed: ${m.failed}`));
@@ -343,7 +340,7 @@ export class SqliteStore implements RelayStore {
     const batch = this.open;
     this.open = new OpenBatch();
     const { batch: wire, transfer } = batch.encode(this.index.nextSeq);
-    this.committing = { batch, rows: batch.rows };
+    this.committing = batch;
     this.worker.postMessage({ batch: wire }, transfer);
   }
 
@@ -351,7 +348,7 @@ export class SqliteStore implements RelayStore {
   private fail(err: Error): void {
     if (this.failure !== undefined) return;
     this.failure = err;
-    this.committing?.batch.done.reject(err);
+    this.committing?.done.reject(err);
     this.committing = undefined;
     this.open.done.reject(err);
     for (const p of this.pendingOps.values()) p.reject(err);
@@ -380,39 +377,36 @@ export class SqliteStore implements RelayStore {
   // -------------------------------------------------------------------------------------------
   // Envelope bytes
 
-  private cacheBody(row: number, body: Body): void {
-    this.cache.set(row, body);
+  private cacheBody(message: PendingMessage): void {
+    const body = message.body;
+    if (body === undefined) return;
+    this.cache.add(message);
     this.cachedBytes += body.size;
-    for (const [r, b] of this.cache) {
+    for (const m of this.cache) {
       if (this.cachedBytes <= this.cacheBytes) break;
-      this.cache.delete(r);
-      this.cachedBytes -= b.size;
+      this.uncache(m);
     }
   }
 
-  private dropBody(row: number): void {
-    this.pinned.delete(row);
-    const b = this.cache.get(row);
-    if (b === undefined) return;
-    this.cache.delete(row);
-    this.cachedBytes -= b.size;
+  private uncache(message: PendingMessage): void {
+    if (!this.cache.delete(message)) return;
+    this.cachedBytes -= (message.body as Body).size;
+    message.body = undefined;
   }
 
-  private body(row: number): Body {
-    const pinned = this.pinned.get(row);
-    if (pinned !== undefined) return pinned;
-    const cached = this.cache.get(row);
-    if (cached !== undefined) {
-      // Most recently used goes last.
-      this.cache.delete(row);
-      this.cache.set(row, cached);
-      return cached;
+  /** A message's body: in memory, or read back from the database (and cached). */
+  private body(message: PendingMessage): Body {
+    if (message.body !== undefined) {
+      if (this.cache.delete(message)) this.cache.add(message); // most recently used goes last
+      return message.body;
     }
-    const r = this.reads.body.get(row) as { routes: Buffer; records: Buffer } | undefined;
-    if (r === undefined) throw new Error(`relay store: message row ${row} is missing`);
-    const { preludes } = decodeRoutes(u8(r.routes));
-    const body: Body = { preludes, records: u8(r.records), size: r.routes.length + r.records.length };
-    this.cacheBody(row, body);
+    const r = this.reads.body.get(message.row) as { routes: Buffer; records: Buffer } | undefined;
+    if (r === undefined) throw new Error(`relay store: message row ${message.row} is missing`);
+    const { mailboxes, preludes } = decodeRoutes(u8(r.routes));
+    const body: Body = { mailboxes, preludes, records: u8(r.records), size: r.routes.length + r.records.length };
+    message.body = body;
+    // The cache may evict it at once (when it is smaller than this body): the caller still gets it.
+    this.cacheBody(message);
     return body;
   }
 
@@ -425,32 +419,34 @@ export class SqliteStore implements RelayStore {
     if (this.index.isDuplicate(key)) return { status: 'duplicate', messageId: input.messageId, durable: this.barrier() };
     const n = input.deliveries.length;
     const mailboxes = new Array<Uint8Array>(n);
-    const keys = new Array<string>(n);
+    const queues = new Array<MailboxQueue>(n);
     const sizes = new Array<number>(n);
     const preludes = new Array<Uint8Array>(n);
     let size = input.records.length;
     for (let i = 0; i < n; i++) {
       const d = input.deliveries[i] as { mailbox: Uint8Array; prelude: Uint8Array };
       mailboxes[i] = d.mailbox;
-      keys[i] = mailboxKey(d.mailbox);
+      queues[i] = this.index.queue(mailboxKey(d.mailbox));
       sizes[i] = d.prelude.length + input.records.length;
       preludes[i] = d.prelude;
       size += ROUTE_HEAD + d.prelude.length;
     }
-    const over = this.index.overLimit(keys, sizes, input.limits);
-    if (over !== undefined) return { status: 'mailbox-full', mailbox: mailboxes[over.route] as Uint8Array, limit: over.limit };
+    const over = this.index.overLimit(queues, sizes, input.limits);
+    if (over !== undefined) {
+      this.index.release(queues);
+      return { status: 'mailbox-full', mailbox: mailboxes[over.route] as Uint8Array, limit: over.limit };
+    }
     const message = this.index.add({
       id: input.messageId,
       key,
       storedAt: input.storedAt,
       expiresAt: input.expiresAt,
       dedupeUntil: input.dedupeUntil,
-      mailboxes: keys,
+      queues,
       sizes,
+      body: { mailboxes, preludes, records: input.records, size },
     });
-    const body: Body = { preludes, records: input.records, size };
-    this.pinned.set(message.row, body);
-    this.open.rows.push({ message, dedupeUntil: input.dedupeUntil, mailboxes, body });
+    this.open.rows.push({ message, dedupeUntil: input.dedupeUntil });
     this.schedule();
     const seqs = new Array<number>(n);
     for (let i = 0; i < n; i++) seqs[i] = message.row + i;
@@ -459,7 +455,7 @@ export class SqliteStore implements RelayStore {
 
   async readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]> {
     return this.index.page(mailbox, afterSeq, limit, now).map((d: Delivery) => {
-      const body = this.body(d.message.row);
+      const body = this.body(d.message);
       return {
         seq: d.seq,
         messageId: d.message.id,
@@ -474,8 +470,9 @@ export class SqliteStore implements RelayStore {
   private remove(removal: Removal): void {
     for (const seq of removal.acked) this.open.acked.push(seq);
     for (const m of removal.deleted) {
-      this.open.deleted.push(m.row, m.mailboxes.length);
-      this.dropBody(m.row);
+      this.open.deleted.push(m.row, m.queues.length);
+      // An uncommitted message keeps its body for its insert; the commit drops it.
+      if (m.committed) this.uncache(m);
     }
   }
 
@@ -488,7 +485,7 @@ export class SqliteStore implements RelayStore {
       this.schedule();
       return this.open.done.promise;
     }
-    return this.committing?.batch.done.promise ?? Promise.resolve();
+    return this.committing?.done.promise ?? Promise.resolve();
   }
 
   async ack(mailbox: Uint8Array, messageIds: Uint8Array[], _now: number): Promise<number> {
