@@ -615,9 +615,12 @@ async function measure(
 ): Promise<Row> {
   const before = await child.report();
   pairs.recorder.latencies.length = 0;
+  const clientBefore = process.cpuUsage();
   const r = await run();
+  const clientCpu = process.cpuUsage(clientBefore);
   const after = await child.report();
   if (process.env.VALISE_BENCH_THREADS) {
+    process.stderr.write(`  ${server} ${scenario} load generator: ${((clientCpu.user + clientCpu.system) / r.count).toFixed(1)} µs/msg\n`);
     for (const [k, v] of Object.entries(after.threads ?? {})) {
       const d = v - (before.threads?.[k] ?? 0);
       if (d > 0) process.stderr.write(`  ${server} ${scenario} thread ${k}: ${(d / r.count).toFixed(1)} µs/msg\n`);
