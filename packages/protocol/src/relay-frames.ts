@@ -627,16 +627,23 @@ function checkId(id: Uint8Array, what: string): void {
 
 /**
  * A Deliver frame whose envelope is the concatenation of `parts` (a recipient's prelude and the
- * shared records), written without joining them first.
+ * shared records), written without joining them first. `allocate` gives the output array; a
+ * server may pass one that skips zero-filling (every byte is written), such as Node's
+ * `Buffer.allocUnsafe`.
  */
-export function encodeDeliverFrame(messageId: Uint8Array, parts: readonly Uint8Array[], storedAt: number): Uint8Array {
+export function encodeDeliverFrame(
+  messageId: Uint8Array,
+  parts: readonly Uint8Array[],
+  storedAt: number,
+  allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
+): Uint8Array {
   checkId(messageId, 'messageId');
   checkUint(storedAt, 'storedAt');
   let envelopeLength = 0;
   for (const p of parts) envelopeLength += p.length;
   // {0: 1, 1: 51, 2: messageId, 3: envelope, 4: storedAt}
   const size = 6 + 2 + 16 + 1 + headLength(envelopeLength) + envelopeLength + 1 + headLength(storedAt);
-  const out = new Uint8Array(size);
+  const out = allocate(size);
   out.set([0xa5, 0x00, 0x01, 0x01, 0x18, RelayFrameType.Deliver, 0x02, 0x50], 0);
   out.set(messageId, 8);
   let o = 24;

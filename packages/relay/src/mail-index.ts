@@ -11,6 +11,8 @@
  * messages and reads the others back from the database.
  */
 
+import { mailboxKey, messageKey } from './keys.js';
+
 /** The bytes of a message: each route's mailbox and framed prelude, and the shared records. */
 export interface Body {
   mailboxes: Uint8Array[];
@@ -121,11 +123,6 @@ export interface NewMessage {
   sizes: number[];
   body: Body;
 }
-
-export const mailboxKey = (mailbox: Uint8Array): string =>
-  Buffer.from(mailbox.buffer, mailbox.byteOffset, mailbox.byteLength).toString('hex');
-/** A cheap map key for a 16-byte message id (not for display). */
-export const messageKey = (id: Uint8Array): string => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
 
 export class MailIndex {
   private readonly mailboxes = new Map<string, MailboxQueue>();

@@ -9,9 +9,13 @@
  * The in-process notifier also hands over the bytes (`inline`), which saves a read per message.
  */
 
+import { mailboxKey } from './keys.js';
+
 export interface DeliveryNote {
   seq: number;
   messageId: Uint8Array;
+  /** Map key of `messageId` (keys.ts), made once by the store. */
+  messageKey: string;
   storedAt: number;
   /** The delivery's bytes, when the notifier shares memory with the storing node. */
   inline?: { prelude: Uint8Array; records: Uint8Array };
@@ -38,8 +42,7 @@ export interface Notifier {
   close(): Promise<void>;
 }
 
-export const mailboxKey = (mailbox: Uint8Array): string =>
-  Buffer.from(mailbox.buffer, mailbox.byteOffset, mailbox.byteLength).toString('hex');
+export { mailboxKey } from './keys.js';
 
 /** Fan-out within one process. Listeners run synchronously, in publication order. */
 export class InProcessNotifier implements Notifier {

@@ -36,6 +36,7 @@ import {
   relayMessageId,
   type SendFrame,
   scanPreludeFrame,
+  toHex,
   ValiseError,
   type VerifiedDevice,
   VerifyError,
@@ -43,8 +44,9 @@ import {
 } from '@valise/protocol';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
+import { idKey, mailboxKey } from './keys.js';
 import type { RelayMetrics } from './metrics.js';
-import { type DeliveryNote, mailboxKey, type Notifier } from './notifier.js';
+import type { DeliveryNote, Notifier } from './notifier.js';
 import type { RelayLimits } from './options.js';
 import type { RevocationState } from './revocation.js';
 import type { RelayStore, StoreMessageResult } from './store.js';
@@ -100,10 +102,6 @@ const PAGE = 128;
 /** While the socket's buffer is above the high-water mark, check again after this long. */
 const RETRY_MS = 20;
 
-const hex = mailboxKey;
-/** A cheap map key for a message id (not for display). */
-const idKey = (id: Uint8Array) => Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString('latin1');
-
 /** Stored answers waiting for one commit. */
 interface StoredGroup {
   durable: Promise<void>;
@@ -150,7 +148,7 @@ export class Session {
     readonly connId: number,
   ) {
     this.mailbox = device.device.certId;
-    this.key = hex(this.mailbox);
+    this.key = mailboxKey(this.mailbox);
     this.mailboxLimits = { maxMessages: ctx.limits.mailboxMaxMessages, maxBytes: ctx.limits.mailboxMaxBytes };
     this.socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
     this.closedPromise = new Promise((resolve) => ws.once('close', () => resolve()));
@@ -366,7 +364,7 @@ export class Session {
     result: StoreMessageResult,
   ): Promise<void> | undefined {
     if (result.status === 'mailbox-full') {
-      throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${hex(result.mailbox)} is full (${result.limit})`);
+      throw new RequestError(RelayErrorCode.MailboxFull, `mailbox ${toHex(result.mailbox)} is full (${result.limit})`);
     }
     if (result.status === 'duplicate') {
       return result.durable.then(() =>
@@ -384,7 +382,7 @@ export class Session {
     counts.deliveriesStored += routes.length;
     // Guarded: the hex id and the object would be built per message even with debug off.
     if (this.ctx.log.isLevelEnabled('debug')) {
-      this.ctx.log.debug({ message: hex(result.messageId), bytes: frame.envelope.length, routes: routes.length }, 'stored');
+      this.ctx.log.debug({ message: toHex(result.messageId), bytes: frame.envelope.length, routes: routes.length }, 'stored');
     }
     // Recipients get the message while its commit runs (they deduplicate, and a crash before
     // the commit means no Stored, so the sender sends it again); the sender gets Stored only
@@ -393,6 +391,7 @@ export class Session {
       this.ctx.notifier.publish((routes[i] as RelayRoute).mailbox, {
         seq: result.seqs[i] as number,
         messageId: result.messageId,
+        messageKey: result.messageKey,
         storedAt: result.storedAt,
         inline: { prelude: split.preludes[i] as Uint8Array, records: split.records },
         durable: result.durable,
@@ -557,18 +556,19 @@ export class Session {
     return this.inflight.size < this.ctx.limits.maxInFlight && this.ws.bufferedAmount < this.ctx.limits.sendHighWaterBytes;
   }
 
-  private push(seq: number, messageId: Uint8Array, prelude: Uint8Array, records: Uint8Array, storedAt: number): void {
+  private push(seq: number, messageId: Uint8Array, key: string, prelude: Uint8Array, records: Uint8Array, storedAt: number): void {
     this.cursor = seq;
-    this.inflight.add(idKey(messageId));
-    // The recipient's slice, written straight into the frame from its prelude and the shared records.
-    this.sendBytes(RelayFrameType.Deliver, encodeDeliverFrame(messageId, [prelude, records], storedAt));
+    this.inflight.add(key);
+    // The recipient's slice, written straight into the frame from its prelude and the shared
+    // records, in memory that is not zeroed first (every byte of it is written).
+    this.sendBytes(RelayFrameType.Deliver, encodeDeliverFrame(messageId, [prelude, records], storedAt, Buffer.allocUnsafe));
     this.ctx.metrics.counts.deliveriesPushed++;
   }
 
   private onNote(note: DeliveryNote): void {
     if (this.closed || note.seq <= this.cursor) return;
     if (this.live && !this.pumping && note.inline !== undefined && this.canPush()) {
-      this.push(note.seq, note.messageId, note.inline.prelude, note.inline.records, note.storedAt);
+      this.push(note.seq, note.messageId, note.messageKey, note.inline.prelude, note.inline.records, note.storedAt);
       return;
     }
     this.live = false;
@@ -618,7 +618,7 @@ export class Session {
         }
         for (const r of rows) {
           if (this.closed) return;
-          if (r.seq > this.cursor) this.push(r.seq, r.messageId, r.prelude, r.records, r.storedAt);
+          if (r.seq > this.cursor) this.push(r.seq, r.messageId, r.messageKey, r.prelude, r.records, r.storedAt);
         }
         if (rows.length === room || this.pumpAgain) continue;
         this.live = true;
@@ -665,8 +665,8 @@ export function splitForRoutes(envelope: Uint8Array, routes: SendFrame['routes']
     if (r.entryIndex >= n) throw new RequestError(RelayErrorCode.BadRoutes, `route to entry ${r.entryIndex} of ${n}`);
     if (indices[r.entryIndex] === 1) throw new RequestError(RelayErrorCode.BadRoutes, `entry ${r.entryIndex} routed twice`);
     indices[r.entryIndex] = 1;
-    const key = hex(r.mailbox);
-    if (mailboxes.has(key)) throw new RequestError(RelayErrorCode.BadRoutes, `mailbox ${key} named twice`);
+    const key = mailboxKey(r.mailbox);
+    if (mailboxes.has(key)) throw new RequestError(RelayErrorCode.BadRoutes, `mailbox ${toHex(r.mailbox)} named twice`);
     mailboxes.add(key);
   }
   // Each recipient's one-entry prelude, spliced from the bytes (the same bytes as re-encoding).

@@ -51,7 +51,8 @@ export type OpResult = { id: number; ok: true; value: unknown } | { id: number; 
 export type WorkerResponse =
   | { ready: true }
   | { fatal: string }
-  | { committed: true; results: OpResult[]; writes: number; seconds: number }
+  /** The oldest `batches` batches not yet reported are committed, in one transaction. */
+  | { committed: true; batches: number; results: OpResult[]; writes: number; seconds: number }
   | { failed: string }
   | { closed: true };
 

@@ -19,16 +19,8 @@ import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { RelayPrekey } from '@valise/protocol';
 import Database from 'better-sqlite3';
-import {
-  type Body,
-  type Delivery,
-  type MailboxQueue,
-  MailIndex,
-  mailboxKey,
-  messageKey,
-  type PendingMessage,
-  type Removal,
-} from './mail-index.js';
+import { mailboxKey, messageKey } from './keys.js';
+import { type Body, type Delivery, type MailboxQueue, MailIndex, type PendingMessage, type Removal } from './mail-index.js';
 import { INSERT_FIELDS, type MailBatch, type WorkerConfig, type WorkerResponse, type WriteOp } from './sqlite-protocol.js';
 import { DB_FILE, decodeRoutes, encodeRoutes, ROUTE_HEAD } from './sqlite-schema.js';
 import type {
@@ -173,8 +165,11 @@ function workerUrl(): URL {
 export class SqliteStore implements RelayStore {
   private readonly index = new MailIndex();
   private open = new OpenBatch();
-  /** The batch the writer is committing, if any: one at a time, so commits keep their order. */
-  private committing: OpenBatch | undefined;
+  /**
+   * Batches handed to the writer and not yet known committed, oldest first. The writer commits
+   * in order, and everything it finds queued when a transaction ends goes into the next one.
+   */
+  private readonly committing: OpenBatch[] = [];
   private scheduled = false;
   private readonly pendingOps = new Map<number, Deferred<unknown>>();
   private nextOpId = 1;
@@ -260,7 +255,7 @@ export class SqliteStore implements RelayStore {
     }>;
     for (const r of rows) {
       const { mailboxes, preludes } = decodeRoutes(u8(r.routes));
-      const keys = mailboxes.map((m) => Buffer.from(m).toString('hex'));
+      const keys = mailboxes.map(mailboxKey);
       const sizes = preludes.map((p) => p.length + r.recordsLength);
       restored.push(this.index.restore(r.id, new Uint8Array(r.message_id), r.stored_at, r.expires_at, keys, sizes));
     }
@@ -298,16 +293,17 @@ export class SqliteStore implements RelayStore {
 
   private onWorkerMessage(m: WorkerResponse): void {
     if ('committed' in m) {
-      const batch = this.committing;
-      this.committing = undefined;
-      if (batch === undefined) return;
       this.onCommit?.(m.writes, m.seconds);
-      this.onWriteLatency?.((performance.now() - batch.openedAt) / 1000);
-      // Committed bodies go to the cache, or go altogether if their message is gone already.
-      for (const { message } of batch.rows) {
-        message.committed = true;
-        if (message.live > 0) this.cacheBody(message);
-        else message.body = undefined;
+      const batches = this.committing.splice(0, m.batches);
+      const now = performance.now();
+      for (const batch of batches) {
+        this.onWriteLatency?.((now - batch.openedAt) / 1000);
+        // Committed bodies go to the cache, or go altogether if their message is gone already.
+        for (const { message } of batch.rows) {
+          message.committed = true;
+          if (message.live > 0) this.cacheBody(message);
+          else message.body = undefined;
+        }
       }
       for (const res of m.results) {
         const p = this.pendingOps.get(res.id);
@@ -316,16 +312,18 @@ export class SqliteStore implements RelayStore {
         if (res.ok) p.resolve(res.value);
         else p.reject(new Error(`relay store: ${res.error}`));
       }
-      batch.done.resolve();
-      if (!this.open.empty) this.post();
+      for (const batch of batches) batch.done.resolve();
     } else if ('failed' in m) {
       this.fail(new Error(`relay store: a transaction failed: ${m.failed}`));
     }
   }
 
-  /** Posts the open batch at the end of this event-loop turn (or after `commitDelayMs`). */
+  /**
+   * Posts the open batch at the end of this event-loop turn (or after `commitDelayMs`), whether
+   * or not the writer is busy: it takes every batch that arrived during a commit into the next.
+   */
   private schedule(): void {
-    if (this.scheduled || this.committing !== undefined) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     const run = () => {
       this.scheduled = false;
@@ -336,11 +334,11 @@ export class SqliteStore implements RelayStore {
   }
 
   private post(): void {
-    if (this.committing !== undefined || this.open.empty || this.failure !== undefined) return;
+    if (this.open.empty || this.failure !== undefined) return;
     const batch = this.open;
     this.open = new OpenBatch();
     const { batch: wire, transfer } = batch.encode(this.index.nextSeq);
-    this.committing = batch;
+    this.committing.push(batch);
     this.worker.postMessage({ batch: wire }, transfer);
   }
 
@@ -348,8 +346,8 @@ export class SqliteStore implements RelayStore {
   private fail(err: Error): void {
     if (this.failure !== undefined) return;
     this.failure = err;
-    this.committing?.done.reject(err);
-    this.committing = undefined;
+    for (const batch of this.committing) batch.done.reject(err);
+    this.committing.length = 0;
     this.open.done.reject(err);
     for (const p of this.pendingOps.values()) p.reject(err);
     this.pendingOps.clear();
@@ -450,7 +448,14 @@ export class SqliteStore implements RelayStore {
     this.schedule();
     const seqs = new Array<number>(n);
     for (let i = 0; i < n; i++) seqs[i] = message.row + i;
-    return { status: 'stored', messageId: input.messageId, storedAt: input.storedAt, seqs, durable: this.open.done.promise };
+    return {
+      status: 'stored',
+      messageId: input.messageId,
+      messageKey: key,
+      storedAt: input.storedAt,
+      seqs,
+      durable: this.open.done.promise,
+    };
   }
 
   async readMailbox(mailbox: Uint8Array, afterSeq: number, limit: number, now: number): Promise<StoredDelivery[]> {
@@ -459,6 +464,7 @@ export class SqliteStore implements RelayStore {
       return {
         seq: d.seq,
         messageId: d.message.id,
+        messageKey: d.message.key,
         prelude: body.preludes[d.route] as Uint8Array,
         records: body.records,
         storedAt: d.message.storedAt,
@@ -485,7 +491,7 @@ export class SqliteStore implements RelayStore {
       this.schedule();
       return this.open.done.promise;
     }
-    return this.committing?.done.promise ?? Promise.resolve();
+    return this.committing.at(-1)?.done.promise ?? Promise.resolve();
   }
 
   async ack(mailbox: Uint8Array, messageIds: Uint8Array[], _now: number): Promise<number> {

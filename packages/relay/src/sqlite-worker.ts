@@ -8,7 +8,7 @@
  * they do), so a failed transaction is an I/O failure: the batch is reported as failed and the
  * store stops. The other operations run each in a savepoint, so that one that fails fails alone.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
   INSERT_FIELDS,
@@ -60,8 +60,6 @@ const st = {
   putRevocation: db.prepare('INSERT OR REPLACE INTO revocation (id, sequence, bytes) VALUES (1, ?, ?)'),
 };
 
-/** A Buffer over part of the batch's bytes, without copying (better-sqlite3 binds Buffers). */
-const view = (bytes: Uint8Array, at: number, length: number) => Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
 
 /** Writes the mail of a batch; returns how many rows it wrote or deleted. */
 function writeMail(b: MailBatch): number {
@@ -72,9 +70,10 @@ function writeMail(b: MailBatch): number {
     // row, storedAt, expiresAt, dedupeUntil (used by the seen row), routes length, records length
     const routesLength = f[i + 4] as number;
     const recordsLength = f[i + 5] as number;
-    const id = view(b.bytes, o, 16);
-    const routes = view(b.bytes, o + 16, routesLength);
-    const records = view(b.bytes, o + 16 + routesLength, recordsLength);
+    // Views into the transferred bytes: better-sqlite3 binds any Uint8Array without a copy of ours.
+    const id = b.bytes.subarray(o, o + 16);
+    const routes = b.bytes.subarray(o + 16, o + 16 + routesLength);
+    const records = b.bytes.subarray(o + 16 + routesLength, o + 16 + routesLength + recordsLength);
     st.insertMessage.run(f[i], id, f[i + 1], f[i + 2], routes, records);
     o += 16 + routesLength + recordsLength;
     writes++;
@@ -88,7 +87,7 @@ function writeMail(b: MailBatch): number {
     if (routes > 1) st.deleteAcked.run(row, row + routes);
     writes++;
   }
-  if (b.seenIds.length > 0) st.insertSeen.run(b.seenUntil, Buffer.from(b.seenIds.buffer, b.seenIds.byteOffset, b.seenIds.length));
+  if (b.seenIds.length > 0) st.insertSeen.run(b.seenUntil, b.seenIds);
   if (b.forgetBefore > 0) st.forgetSeen.run(b.forgetBefore);
   st.nextSeq.run(b.nextSeq, b.nextSeq);
   return writes;
@@ -145,24 +144,60 @@ function apply(op: WriteOp): unknown {
   }
 }
 
-// Nested inside the batch's transaction, `one` runs in a savepoint.
+// Nested inside the transaction, `one` runs in a savepoint.
 const one = db.transaction((op: WriteOp) => apply(op));
 
-const commitBatch = db.transaction((b: MailBatch): { results: OpResult[]; writes: number } => {
-  let writes = writeMail(b);
+/** Every batch queued while the previous transaction ran, in one transaction. */
+const commitBatches = db.transaction((batches: MailBatch[]): { results: OpResult[]; writes: number } => {
+  let writes = 0;
   const results: OpResult[] = [];
-  for (const op of b.ops) {
-    try {
-      results.push({ id: op.id, ok: true, value: one(op) });
-      writes++;
-    } catch (err) {
-      results.push({ id: op.id, ok: false, error: (err as Error).message });
+  for (const b of batches) {
+    writes += writeMail(b);
+    for (const op of b.ops) {
+      try {
+        results.push({ id: op.id, ok: true, value: one(op) });
+        writes++;
+      } catch (err) {
+        results.push({ id: op.id, ok: false, error: (err as Error).message });
+      }
     }
   }
   return { results, writes };
 });
 
+const queue: MailBatch[] = [];
+let scheduled = false;
 let stopped = false;
+let closing = false;
+
+function take(request: WorkerRequest): void {
+  if ('close' in request) closing = true;
+  else queue.push(request.batch);
+}
+
+function commit(): void {
+  scheduled = false;
+  // Take everything the main thread posted while the previous transaction was committing.
+  for (let m = receiveMessageOnPort(port as never); m !== undefined; m = receiveMessageOnPort(port as never))
+    take(m.message as WorkerRequest);
+  if (queue.length > 0) {
+    const batches = queue.splice(0);
+    if (stopped) post({ failed: 'an earlier transaction failed' });
+    else {
+      const t0 = process.hrtime.bigint();
+      try {
+        const { results, writes } = commitBatches.immediate(batches);
+        post({ committed: true, batches: batches.length, results, writes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
+      } catch (err) {
+        // Nothing of these batches is stored (disk full, I/O error). The main thread's index no
+        // longer matches the database, so the store stops; a restart rebuilds it from the database.
+        stopped = true;
+        post({ failed: (err as Error).message });
+      }
+    }
+  }
+  if (closing) close();
+}
 
 function close(): void {
   try {
@@ -175,23 +210,10 @@ function close(): void {
 }
 
 port.on('message', (request: WorkerRequest) => {
-  if ('close' in request) {
-    close();
-    return;
-  }
-  if (stopped) {
-    post({ failed: 'an earlier transaction failed' });
-    return;
-  }
-  const t0 = process.hrtime.bigint();
-  try {
-    const { results, writes } = commitBatch.immediate(request.batch);
-    post({ committed: true, results, writes, seconds: Number(process.hrtime.bigint() - t0) / 1e9 });
-  } catch (err) {
-    // Nothing of the batch is stored (disk full, I/O error). The main thread's index no longer
-    // matches the database, so the store stops; a restart rebuilds the index from the database.
-    stopped = true;
-    post({ failed: (err as Error).message });
+  take(request);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(commit);
   }
 });
 

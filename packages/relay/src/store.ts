@@ -15,6 +15,8 @@ export interface StoredDelivery {
   /** Position in the relay's store order; increases with every stored delivery, never reused. */
   seq: number;
   messageId: Uint8Array;
+  /** Map key of `messageId` (keys.ts). */
+  messageKey: string;
   /** `u32be(P) || prelude` holding only this mailbox's entry. */
   prelude: Uint8Array;
   /** The shared record stream (the same bytes for every mailbox of the message). */
@@ -42,6 +44,8 @@ export type StoreMessageResult =
   | {
       status: 'stored';
       messageId: Uint8Array;
+      /** Map key of `messageId` (keys.ts). */
+      messageKey: string;
       storedAt: number;
       seqs: number[];
       /**
