@@ -870,13 +870,27 @@ function readRelayFields(r: MapReader, type: RelayFrameType, maxSize: number): R
   }
 }
 
+export interface DecodeClientFrameOptions {
+  /**
+   * A Send's envelope may be a view into `bytes` instead of a copy (the caller then must not
+   * change `bytes` while it uses the frame). A relay sets it: each envelope would otherwise be
+   * one more buffer for the garbage collector to track, per message.
+   */
+  shareEnvelope?: boolean;
+}
+
 /**
  * Decodes one frame sent by a client. The size limit is checked first; then the encoding must
  * be deterministic CBOR, the version 1, the type one of the client frame types, and every field
- * as spec/relay.md states, with no unknown keys. Anything else is a {@link DecodeError}.
+ * as spec/relay.md states, with no unknown keys. Anything else is a {@link DecodeError}. Byte
+ * strings are copies, except a Send's envelope with `shareEnvelope`.
  */
-export function decodeClientFrame(bytes: Uint8Array, maxSize = DEFAULT_MAX_FRAME_SIZE): ClientFrame {
-  return decodeClientFrameFast(bytes, maxSize) ?? decodeClientFrameGeneric(bytes, maxSize);
+export function decodeClientFrame(
+  bytes: Uint8Array,
+  maxSize = DEFAULT_MAX_FRAME_SIZE,
+  options: DecodeClientFrameOptions = {},
+): ClientFrame {
+  return decodeClientFrameFast(bytes, maxSize, options.shareEnvelope === true) ?? decodeClientFrameGeneric(bytes, maxSize);
 }
 
 /** The generic path of {@link decodeClientFrame}: the strict CBOR decoder, then every field; for tests. */
@@ -886,7 +900,7 @@ export function decodeClientFrameGenericForTesting(bytes: Uint8Array, maxSize = 
 
 /** The fast path of {@link decodeClientFrame} alone: the frame, or undefined where the generic path decides; for tests. */
 export function decodeClientFrameFastForTesting(bytes: Uint8Array, maxSize = DEFAULT_MAX_FRAME_SIZE): ClientFrame | undefined {
-  return decodeClientFrameFast(bytes, maxSize);
+  return decodeClientFrameFast(bytes, maxSize, false);
 }
 
 function decodeClientFrameGeneric(bytes: Uint8Array, maxSize: number): ClientFrame {
@@ -916,7 +930,7 @@ const ACK_PREFIX = [0xa4, 0x00, 0x01, 0x01, 0x18, RelayFrameType.Ack, 0x02];
 /** The head of a 16-byte string (ids and mailboxes). */
 const BYTES16 = 0x50;
 
-function decodeClientFrameFast(bytes: Uint8Array, maxSize: number): ClientFrame | undefined {
+function decodeClientFrameFast(bytes: Uint8Array, maxSize: number, shareEnvelope: boolean): ClientFrame | undefined {
   // The size limit as the generic path checks it (written so that a NaN limit also goes there).
   if (!(bytes instanceof Uint8Array) || !(bytes.length <= maxSize)) return undefined;
   // The type's byte in a Send or Ack; other frames go to the generic path before any allocation.
@@ -924,12 +938,12 @@ function decodeClientFrameFast(bytes: Uint8Array, maxSize: number): ClientFrame 
   if (type !== RelayFrameType.Send && type !== RelayFrameType.Ack) return undefined;
   const b = plainView(bytes);
   const s = new CborScanner(b, 0, b.length);
-  if (type === RelayFrameType.Send) return s.literal(SEND_PREFIX) ? readSendFast(s, maxSize) : undefined;
+  if (type === RelayFrameType.Send) return s.literal(SEND_PREFIX) ? readSendFast(s, maxSize, shareEnvelope) : undefined;
   return s.literal(ACK_PREFIX) ? readAckFast(s) : undefined;
 }
 
 /** Reads the fields of a Send after {@link SEND_PREFIX}, as {@link readClientFields} does. */
-function readSendFast(s: CborScanner, maxSize: number): SendFrame | undefined {
+function readSendFast(s: CborScanner, maxSize: number, shareEnvelope: boolean): SendFrame | undefined {
   const b = s.b;
   const requestId = s.uint(MAX_REQUEST_ID);
   if (requestId < 0 || !s.byte(3) || !s.byte(BYTES16)) return undefined;
@@ -957,7 +971,7 @@ function readSendFast(s: CborScanner, maxSize: number): SendFrame | undefined {
     type: RelayFrameType.Send,
     requestId,
     clientMessageId: b.slice(idAt, idAt + CLIENT_MESSAGE_ID_LENGTH),
-    envelope: b.slice(envelopeAt, envelopeEnd),
+    envelope: shareEnvelope ? b.subarray(envelopeAt, envelopeEnd) : b.slice(envelopeAt, envelopeEnd),
     routes,
   };
 }

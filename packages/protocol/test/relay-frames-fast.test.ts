@@ -156,6 +156,21 @@ describe('decodeClientFrame fast path against the generic path', () => {
     );
   }, 60_000);
 
+  it('with shareEnvelope, gives the same Send with its envelope a view into the input', () => {
+    fc.assert(
+      fc.property(send, (f) => {
+        const b = Buffer.from(encodeRelayFrame(f));
+        const shared = decodeClientFrame(b, DEFAULT_MAX_FRAME_SIZE, { shareEnvelope: true }) as SendFrame;
+        expect(normal({ ...shared, envelope: null })).toEqual(normal({ ...f, envelope: null }));
+        expect(toHex(shared.envelope)).toBe(toHex(f.envelope));
+        expect(shared.envelope.buffer).toBe(b.buffer);
+        // Without the option the envelope is a copy.
+        expect((decodeClientFrame(b) as SendFrame).envelope.buffer).not.toBe(b.buffer);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('takes the fast path at every head length (1, 2, 3 and 5 bytes) of every field', () => {
     const sizes = [5, 23, 24, 255, 256, 65535, 65536, 70_000];
     for (const n of sizes) {

@@ -241,7 +241,8 @@ export class Session {
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     let frame: ClientFrame;
     try {
-      frame = decodeClientFrame(bytes, this.ctx.limits.maxFrameBytes);
+      // The envelope stays a view into the received message, which ws never reuses.
+      frame = decodeClientFrame(bytes, this.ctx.limits.maxFrameBytes, { shareEnvelope: true });
     } catch (err) {
       // Only DecodeError is expected; anything else is a bug, reported without taking the relay down.
       if (!ValiseError.is(err)) this.ctx.log.error({ conn: this.connId, err: (err as Error).message }, 'frame decoder failed');

@@ -132,6 +132,20 @@ class OpenBatch {
   }
 }
 
+/** The body in one buffer of its own. */
+function compact(body: Body): Body {
+  const bytes = new Uint8Array(body.size);
+  let o = 0;
+  const copy = (b: Uint8Array): Uint8Array => {
+    bytes.set(b, o);
+    o += b.length;
+    return bytes.subarray(o - b.length, o);
+  };
+  const preludes = body.preludes.map(copy);
+  const mailboxes = body.mailboxes.map(copy);
+  return { mailboxes, preludes, records: copy(body.records), size: body.size };
+}
+
 interface DirectoryRow {
   device_cert_id: Buffer;
   person_id: Buffer;
@@ -301,8 +315,13 @@ export class SqliteStore implements RelayStore {
         // Committed bodies go to the cache, or go altogether if their message is gone already.
         for (const { message } of batch.rows) {
           message.committed = true;
-          if (message.live > 0) this.cacheBody(message);
-          else message.body = undefined;
+          if (message.live === 0) message.body = undefined;
+          else {
+            // A waiting message gets its own copy: its bytes may be views into a much larger
+            // buffer (a whole socket read), which the cache would otherwise keep alive.
+            message.body = compact(message.body as Body);
+            this.cacheBody(message);
+          }
         }
       }
       for (const res of m.results) {

@@ -60,7 +60,6 @@ const st = {
   putRevocation: db.prepare('INSERT OR REPLACE INTO revocation (id, sequence, bytes) VALUES (1, ?, ?)'),
 };
 
-
 /** Writes the mail of a batch; returns how many rows it wrote or deleted. */
 function writeMail(b: MailBatch): number {
   let writes = 0;
