@@ -132,18 +132,13 @@ class OpenBatch {
   }
 }
 
-/** The body in one buffer of its own. */
-function compact(body: Body): Body {
-  const bytes = new Uint8Array(body.size);
-  let o = 0;
-  const copy = (b: Uint8Array): Uint8Array => {
-    bytes.set(b, o);
-    o += b.length;
-    return bytes.subarray(o - b.length, o);
-  };
-  const preludes = body.preludes.map(copy);
-  const mailboxes = body.mailboxes.map(copy);
-  return { mailboxes, preludes, records: copy(body.records), size: body.size };
+/**
+ * Memory a body keeps alive: its bytes may be views into a larger buffer (a whole socket read),
+ * so the cache counts that buffer whole (buffers shared by several bodies are counted by each,
+ * which errs on the side of evicting).
+ */
+function retained(body: Body): number {
+  return Math.max(body.size, body.records.buffer.byteLength);
 }
 
 interface DirectoryRow {
@@ -315,13 +310,8 @@ export class SqliteStore implements RelayStore {
         // Committed bodies go to the cache, or go altogether if their message is gone already.
         for (const { message } of batch.rows) {
           message.committed = true;
-          if (message.live === 0) message.body = undefined;
-          else {
-            // A waiting message gets its own copy: its bytes may be views into a much larger
-            // buffer (a whole socket read), which the cache would otherwise keep alive.
-            message.body = compact(message.body as Body);
-            this.cacheBody(message);
-          }
+          if (message.live > 0) this.cacheBody(message);
+          else message.body = undefined;
         }
       }
       for (const res of m.results) {
@@ -398,7 +388,7 @@ export class SqliteStore implements RelayStore {
     const body = message.body;
     if (body === undefined) return;
     this.cache.add(message);
-    this.cachedBytes += body.size;
+    this.cachedBytes += retained(body);
     for (const m of this.cache) {
       if (this.cachedBytes <= this.cacheBytes) break;
       this.uncache(m);
@@ -407,7 +397,7 @@ export class SqliteStore implements RelayStore {
 
   private uncache(message: PendingMessage): void {
     if (!this.cache.delete(message)) return;
-    this.cachedBytes -= (message.body as Body).size;
+    this.cachedBytes -= retained(message.body as Body);
     message.body = undefined;
   }
 
