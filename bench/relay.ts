@@ -45,6 +45,7 @@ import {
   RelayAuthHeader,
   RelayFrameType,
   relayAuthMessage,
+  relayMessageId,
   seal,
   systemRandom,
   toBase64Url,
@@ -218,7 +219,12 @@ interface Child {
 async function startChild(args: string[]): Promise<Child> {
   // VALISE_BENCH_PROFILE=DIR writes a CPU profile of each server child (all threads) to DIR.
   const profile = process.env.VALISE_BENCH_PROFILE;
-  const execArgv = ['--import', 'tsx', ...(process.env.VALISE_BENCH_NODE_FLAGS?.split(' ') ?? []), ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '500'] : [])];
+  const execArgv = [
+    '--import',
+    'tsx',
+    ...(process.env.VALISE_BENCH_NODE_FLAGS?.split(' ') ?? []),
+    ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile, '--cpu-prof-interval', '500'] : []),
+  ];
   const proc = fork(SELF, args, { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     proc.once('message', (m: { port: number }) => resolve(m.port));
@@ -351,7 +357,6 @@ let requestIds = 1;
  */
 const SEND_ID_OFFSET = 10; // a6 00 01 01 18 28 02 01 03 50 | clientMessageId
 const STORED_HEAD = [0xa5, 0x00, 0x01, 0x01, 0x18, 0x32, 0x02, 0x01, 0x03, 0x50];
-const STORED_MESSAGE_ID_OFFSET = 28; // ... clientMessageId(16) 04 50 | messageId
 const DELIVER_HEAD = [0xa5, 0x00, 0x01, 0x01, 0x18, 0x33, 0x02, 0x50];
 const startsWith = (b: Uint8Array, head: number[]) => head.every((x, i) => b[i] === x);
 let idCounter = 0;
@@ -396,12 +401,15 @@ interface Pairs {
   close(): Promise<void>;
 }
 
-/** 100 relay senders and receivers; receivers batch their Acks once per event-loop turn. */
+/**
+ * 100 relay senders and receivers; receivers batch their Acks once per event-loop turn. The
+ * message id of each Send is derived here as the relay derives it (sender mailbox and client
+ * message id), so that a Deliver finds its send time directly, whether it arrives before or after
+ * its Stored (the relay pushes deliveries while their commit runs).
+ */
 async function relayPairs(port: number, senders: Device[], receivers: Device[], envelopes: Uint8Array[]): Promise<Pairs> {
   const recorder = new Recorder();
-  const sentAtByClientId = new Map<string, number>();
   const sentAtByMessageId = new Map<string, number>();
-  const receivedEarly = new Map<string, number>(); // Deliver before Stored
   const pairs: Pairs = {
     send: () => {},
     onAck: () => {},
@@ -419,15 +427,12 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
         return;
       }
       const at = now();
-      const messageId = new Uint8Array(data.subarray(8, 24));
-      const k = key(messageId);
+      const k = data.toString('latin1', 8, 24);
       const sentAt = sentAtByMessageId.get(k);
-      if (sentAt === undefined) receivedEarly.set(k, at);
-      else {
-        sentAtByMessageId.delete(k);
-        recorder.record(sentAt, at);
-      }
-      pending.push(messageId);
+      if (sentAt === undefined) throw new Error('a Deliver for a message id this benchmark did not send (or twice)');
+      recorder.record(sentAt, at);
+      sentAtByMessageId.delete(k);
+      pending.push(new Uint8Array(data.subarray(8, 24)));
       if (!scheduled) {
         scheduled = true;
         setImmediate(() => {
@@ -448,22 +453,14 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
         if (f.type === RelayFrameType.Error) throw new Error(`relay error ${f.code}: ${f.message}`);
         return;
       }
-      const ck = data.toString('latin1', SEND_ID_OFFSET, SEND_ID_OFFSET + 16);
-      const sentAt = sentAtByClientId.get(ck) as number;
-      sentAtByClientId.delete(ck);
-      const mk = data.toString('latin1', STORED_MESSAGE_ID_OFFSET, STORED_MESSAGE_ID_OFFSET + 16);
-      const early = receivedEarly.get(mk);
-      if (early !== undefined) {
-        receivedEarly.delete(mk);
-        recorder.record(sentAt, early);
-      } else sentAtByMessageId.set(mk, sentAt);
       pairs.onAck(i);
     });
   }
   const templates = receivers.map((r, i) => sendTemplate(envelopes[i] as Uint8Array, r.device.certId));
   pairs.send = (i, sentAt) => {
     const { frame, id } = sendFrom(templates[i] as Buffer);
-    sentAtByClientId.set(id, sentAt);
+    const messageId = relayMessageId((senders[i] as Device).device.certId, new Uint8Array(Buffer.from(id, 'latin1')));
+    sentAtByMessageId.set(Buffer.from(messageId).toString('latin1'), sentAt);
     sendCorked(senderSockets[i] as WebSocket, frame);
   };
   pairs.close = () => closeAll([...senderSockets, ...receiverSockets]);
@@ -668,7 +665,7 @@ async function main(): Promise<void> {
   useNodeCrypto();
   const quick = process.argv.includes('--quick');
   const write = !process.argv.includes('--no-write');
-  const perSender = quick ? 60 : 300;
+  const perSender = Number(process.env.VALISE_BENCH_PER_SENDER ?? (quick ? 60 : 300));
   const window = 32;
   const openSeconds = quick ? 1.5 : 5;
   const circularReps = quick ? 5 : 20;
