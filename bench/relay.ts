@@ -358,6 +358,7 @@ let requestIds = 1;
 const SEND_ID_OFFSET = 10; // a6 00 01 01 18 28 02 01 03 50 | clientMessageId
 const STORED_HEAD = [0xa5, 0x00, 0x01, 0x01, 0x18, 0x32, 0x02, 0x01, 0x03, 0x50];
 const DELIVER_HEAD = [0xa5, 0x00, 0x01, 0x01, 0x18, 0x33, 0x02, 0x50];
+const OK_HEAD = [0xa3, 0x00, 0x01, 0x01, 0x18, 0x34, 0x02];
 const startsWith = (b: Uint8Array, head: number[]) => head.every((x, i) => b[i] === x);
 let idCounter = 0;
 const idSalt = randomBytes(8);
@@ -384,11 +385,11 @@ function sendTemplate(envelope: Uint8Array, mailbox: Uint8Array): Buffer {
   return t;
 }
 
-function sendFrom(template: Buffer): { frame: Buffer; id: string } {
+function sendFrom(template: Buffer): { frame: Buffer; id: Buffer } {
   const frame = Buffer.from(template);
   const id = nextClientId();
   id.copy(frame, SEND_ID_OFFSET);
-  return { frame, id: id.toString('latin1') };
+  return { frame, id };
 }
 
 /** What one scenario's clients do; the relay and floor variants differ only in framing and routing. */
@@ -422,6 +423,7 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
     let scheduled = false;
     const ws = await connectRelay(port, r, (data) => {
       if (!startsWith(data, DELIVER_HEAD)) {
+        if (startsWith(data, OK_HEAD)) return; // the answer to an Ack
         const f = decodeRelayFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
         if (f.type === RelayFrameType.Error) throw new Error(`relay error ${f.code}: ${f.message}`);
         return;
@@ -459,8 +461,8 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
   const templates = receivers.map((r, i) => sendTemplate(envelopes[i] as Uint8Array, r.device.certId));
   pairs.send = (i, sentAt) => {
     const { frame, id } = sendFrom(templates[i] as Buffer);
-    const messageId = relayMessageId((senders[i] as Device).device.certId, new Uint8Array(Buffer.from(id, 'latin1')));
-    sentAtByMessageId.set(Buffer.from(messageId).toString('latin1'), sentAt);
+    const messageId = relayMessageId((senders[i] as Device).device.certId, id);
+    sentAtByMessageId.set(String.fromCharCode.apply(null, messageId as unknown as number[]), sentAt);
     sendCorked(senderSockets[i] as WebSocket, frame);
   };
   pairs.close = () => closeAll([...senderSockets, ...receiverSockets]);
@@ -501,7 +503,7 @@ async function floorPairs(port: number, receivers: Device[], envelopes: Uint8Arr
   const templates = receivers.map((r, i) => sendTemplate(envelopes[i] as Uint8Array, r.device.certId));
   pairs.send = (i, sentAt) => {
     const { frame, id } = sendFrom(templates[i] as Buffer);
-    sentAtByClientId.set(id, sentAt);
+    sentAtByClientId.set(id.toString('latin1'), sentAt);
     sendCorked(senderSockets[i] as WebSocket, frame);
   };
   pairs.close = () => closeAll([...senderSockets, ...receiverSockets]);
