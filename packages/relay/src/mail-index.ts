@@ -130,7 +130,8 @@ export class MailIndex {
   private readonly messages = new Map<string, PendingMessage>();
   /**
    * Message ids remembered for deduplication, with the end of their window; insertion order is
-   * store order, so the window ends roughly in that order too.
+   * store order, so the window ends roughly in that order too. A waiting message's id stays here
+   * even past its window (until the message goes), so that one lookup answers isDuplicate.
    */
   private readonly seen = new Map<string, number>();
   private deliveryCount = 0;
@@ -139,7 +140,7 @@ export class MailIndex {
 
   /** Whether a message with this id ({@link messageKey}) is stored or still remembered. */
   isDuplicate(key: string): boolean {
-    return this.messages.has(key) || this.seen.has(key);
+    return this.seen.has(key);
   }
 
   /** The queue of a mailbox (by {@link mailboxKey}), created empty if it has none. */
@@ -214,6 +215,11 @@ export class MailIndex {
     this.seen.set(key, until);
   }
 
+  /** After a restore: waiting messages whose dedupe row is gone are remembered until they expire. */
+  rememberWaiting(): void {
+    for (const m of this.messages.values()) if (!this.seen.has(m.key)) this.seen.set(m.key, m.expiresAt);
+  }
+
   /** Marks a restored delivery as acknowledged (an `acked` row read at open). */
   restoreAck(seq: number, message: PendingMessage): void {
     const q = message.queues[seq - message.row];
@@ -267,6 +273,9 @@ export class MailIndex {
     for (const [key, until] of this.seen) {
       if (until > now) break;
       this.seen.delete(key);
+      // Still waiting: remembered until it expires (moving to the end, in expiry order).
+      const m = this.messages.get(key);
+      if (m !== undefined) this.seen.set(key, m.expiresAt);
     }
     return out;
   }

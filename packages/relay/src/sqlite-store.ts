@@ -283,6 +283,7 @@ export class SqliteStore implements RelayStore {
     for (const r of this.reader.prepare('SELECT until, ids FROM seen ORDER BY id').iterate() as Iterable<{ until: number; ids: Buffer }>) {
       for (let o = 0; o + 16 <= r.ids.length; o += 16) this.index.remember(r.ids.toString('latin1', o, o + 16), r.until);
     }
+    this.index.rememberWaiting();
     const next = this.reader.prepare("SELECT value FROM meta WHERE key = 'next_seq'").pluck().get() as number | undefined;
     this.index.nextSeq = Math.max(this.index.nextSeq, next ?? 1);
   }

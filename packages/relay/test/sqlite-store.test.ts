@@ -199,6 +199,38 @@ describe('SQLite store', () => {
     );
   }, 120_000);
 
+  it('answers a retry of a waiting message as a duplicate even after its dedupe window, and after a restart', async () => {
+    const dir = tempDir('valise-store-');
+    let store = await SqliteStore.open(dir);
+    const send = (at: number) =>
+      store.storeMessage({
+        messageId: messageId(1),
+        records: new Uint8Array(10),
+        deliveries: [{ mailbox: mailbox(0), prelude: new Uint8Array(4) }],
+        storedAt: at,
+        expiresAt: at + TTL,
+        dedupeUntil: at + DEDUPE,
+        limits: LIMITS,
+      }) as StoreMessageResult;
+    try {
+      const first = send(1000);
+      expect(first.status).toBe('stored');
+      if (first.status === 'stored') await first.durable;
+      // The dedupe window ends; the message still waits.
+      await store.expire(1000 + DEDUPE + 1);
+      expect(send(1000 + DEDUPE + 2).status).toBe('duplicate');
+      await store.close();
+      store = await SqliteStore.open(dir);
+      expect(send(1000 + DEDUPE + 3).status).toBe('duplicate');
+      // Once it expires, its id is forgotten with it.
+      expect(await store.expire(1000 + TTL)).toEqual({ deliveries: 1, messages: 1 });
+      expect(send(1000 + TTL + 1).status).toBe('stored');
+    } finally {
+      await store.close();
+      removeDir(dir);
+    }
+  });
+
   it('serves envelope bytes of committed messages it no longer caches from the database', async () => {
     const dir = tempDir('valise-store-');
     // A cache too small for any body: every read goes to the database.
