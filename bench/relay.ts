@@ -306,8 +306,6 @@ function envelopeNear1KiB(sender: Device, recipient: Device): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-const key = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-
 /** Opens a socket and attaches `onMessage` before the upgrade completes (no frame can be missed). */
 function openWs(url: string, headers: Record<string, string>, onMessage: (data: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -588,6 +586,8 @@ interface Row {
   cpuUsPerMessage: number;
   /** The main thread's share of it. */
   mainCpuUsPerMessage?: number;
+  /** CPU of this process (the load generator, all clients) per message. */
+  clientCpuUsPerMessage?: number;
   /** Busy share of the server's main thread and of the relay's writer thread during the run. */
   mainBusy?: number;
   writerBusy?: number;
@@ -634,6 +634,7 @@ async function measure(
     p99: percentile(pairs.recorder.latencies, 99),
     maxRssMb: after.maxRssKb / 1024,
     cpuUsPerMessage: cpuMicros(before.cpu, after.cpu) / r.count,
+    clientCpuUsPerMessage: (clientCpu.user + clientCpu.system) / r.count,
     ...(before.mainThreadCpuMicros !== undefined && after.mainThreadCpuMicros !== undefined
       ? { mainCpuUsPerMessage: (after.mainThreadCpuMicros - before.mainThreadCpuMicros) / r.count }
       : {}),
@@ -801,13 +802,13 @@ async function main(): Promise<void> {
 
   // Table and goals.
   const header =
-    '| scenario | server | messages | msg/s | p50 ms | p99 ms | peak RSS MB | server CPU µs/msg (main thread) | busy: main / writer |';
-  const lines = [header, '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
+    '| scenario | server | messages | msg/s | p50 ms | p99 ms | peak RSS MB | server CPU µs/msg (main thread) | busy: main / writer | load generator CPU µs/msg |';
+  const lines = [header, '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
   const pct = (x?: number) => (x === undefined ? '' : `${Math.round(x * 100)}%`);
   for (const r of rows) {
     const b = r.writerBusy === undefined ? pct(r.mainBusy) : `${pct(r.mainBusy)} / ${pct(r.writerBusy)}`;
     lines.push(
-      `| ${r.scenario} | ${r.server} | ${r.messages} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.cpuUsPerMessage, 1)}${r.mainCpuUsPerMessage === undefined ? '' : ` (main ${fmt(r.mainCpuUsPerMessage, 0)})`} | ${b} |`,
+      `| ${r.scenario} | ${r.server} | ${r.messages} | ${fmt(r.perSecond, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.maxRssMb, 0)} | ${fmt(r.cpuUsPerMessage, 1)}${r.mainCpuUsPerMessage === undefined ? '' : ` (main ${fmt(r.mainCpuUsPerMessage, 0)})`} | ${b} | ${r.clientCpuUsPerMessage === undefined ? '' : fmt(r.clientCpuUsPerMessage, 1)} |`,
     );
   }
   const find = (scenario: string, server: string) => rows.find((r) => r.scenario.startsWith(scenario) && r.server === server);
@@ -827,7 +828,7 @@ async function main(): Promise<void> {
     '',
     `${new Date().toISOString()}, Node ${process.version}, ${os.cpus().length} × ${cpu}. \`node --import tsx bench/relay.ts${quick ? ' --quick' : ''}\`.`,
     '',
-    `Envelopes of ${envelopeBytes} bytes (DHKEM-X25519, one recipient) unless stated; ${PAIRS} senders and ${PAIRS} receivers on 127.0.0.1, clients in one process, each server in its own child process. The relay authenticates every device, stores every message with SQLite (WAL, synchronous=FULL, group commit) before its Stored, and deletes on Ack; the floor is a bare \`ws\` forwarder that stores nothing. Latency: from send (at a fixed offered rate, from the scheduled send time) to receipt by the recipient. Server CPU: user + system time of the server process (all threads) over the run, per message. Relay limits as defaults except the per-device rate and mailbox bounds, raised for the benchmark.`,
+    `Envelopes of ${envelopeBytes} bytes (DHKEM-X25519, one recipient) unless stated; ${PAIRS} senders and ${PAIRS} receivers on 127.0.0.1, clients in one process, each server in its own child process. The relay (built JavaScript, as \`valise relay serve\` runs it) authenticates every device, stores every message with SQLite (WAL, synchronous=FULL, group commit) before its Stored, pushes deliveries while their commit runs, and deletes on Ack; the floor is a bare \`ws\` forwarder that stores nothing. Both use \`ws\` with \`bufferutil\`. Latency: from send (at a fixed offered rate, from the scheduled send time) to receipt by the recipient. Server CPU: user + system time of the server process (all threads) over the run, per message, and that of its main thread alone. The load generator's CPU per message is shown because the servers and the load generator share the machine's ${os.cpus().length} cores: at saturation, server plus load generator CPU per message bounds the rate. Relay limits as defaults except the per-device rate and mailbox bounds, raised for the benchmark.`,
     '',
     ...lines,
     '',
