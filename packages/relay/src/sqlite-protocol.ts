@@ -33,7 +33,11 @@ export interface MailBatch {
   bytes: Uint8Array;
   /** Seqs to record in `acked`. */
   acked: Float64Array;
-  /** Per deleted message: row, route count (its `acked` rows are `row .. row + count - 1`). */
+  /**
+   * Deleted messages as runs of adjacent rows: per run, its first row, the row after its last
+   * message's last seq (so `acked` rows in between go too), and 1 if any of its messages had
+   * more than one route (only those can have `acked` rows), else 0.
+   */
   deleted: Float64Array;
   /** 16-byte ids of the batch's new messages, remembered until `seenUntil`. */
   seenIds: Uint8Array;

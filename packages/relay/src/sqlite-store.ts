@@ -121,7 +121,7 @@ class OpenBatch {
       inserts,
       bytes,
       acked: Float64Array.from(this.acked),
-      deleted: Float64Array.from(this.deleted),
+      deleted: deletedRuns(this.deleted),
       seenIds,
       seenUntil,
       forgetBefore: this.forgetBefore,
@@ -139,6 +139,28 @@ class OpenBatch {
  */
 function retained(body: Body): number {
   return Math.max(body.size, body.records.buffer.byteLength);
+}
+
+/**
+ * Deleted messages (row, route count pairs) as runs of adjacent rows (see MailBatch.deleted):
+ * messages are mostly acknowledged in the order they were stored, and one statement per run
+ * costs less than one per message.
+ */
+function deletedRuns(deleted: number[]): Float64Array {
+  const n = deleted.length / 2;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (deleted[2 * a] as number) - (deleted[2 * b] as number));
+  const runs: number[] = [];
+  for (const i of order) {
+    const row = deleted[2 * i] as number;
+    const routes = deleted[2 * i + 1] as number;
+    const last = runs.length - 3;
+    // Adjacent when it starts where the previous run's last message ends: no row lies between.
+    if (last >= 0 && runs[last + 1] === row) {
+      runs[last + 1] = row + routes;
+      if (routes > 1) runs[last + 2] = 1;
+    } else runs.push(row, row + routes, routes > 1 ? 1 : 0);
+  }
+  return Float64Array.from(runs);
 }
 
 interface DirectoryRow {

@@ -40,7 +40,7 @@ try {
 const st = {
   insertMessage: db.prepare('INSERT INTO messages (id, message_id, stored_at, expires_at, routes, records) VALUES (?, ?, ?, ?, ?, ?)'),
   insertAcked: db.prepare('INSERT OR IGNORE INTO acked (seq) VALUES (?)'),
-  deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+  deleteMessages: db.prepare('DELETE FROM messages WHERE id >= ? AND id < ?'),
   deleteAcked: db.prepare('DELETE FROM acked WHERE seq >= ? AND seq < ?'),
   insertSeen: db.prepare('INSERT INTO seen (until, ids) VALUES (?, ?)'),
   forgetSeen: db.prepare('DELETE FROM seen WHERE until <= ?'),
@@ -79,12 +79,11 @@ function writeMail(b: MailBatch): number {
   }
   for (const seq of b.acked) st.insertAcked.run(seq);
   writes += b.acked.length;
-  for (let i = 0; i < b.deleted.length; i += 2) {
-    const row = b.deleted[i] as number;
-    const routes = b.deleted[i + 1] as number;
-    st.deleteMessage.run(row);
-    if (routes > 1) st.deleteAcked.run(row, row + routes);
-    writes++;
+  for (let i = 0; i < b.deleted.length; i += 3) {
+    const from = b.deleted[i] as number;
+    const to = b.deleted[i + 1] as number;
+    writes += st.deleteMessages.run(from, to).changes;
+    if (b.deleted[i + 2] === 1) st.deleteAcked.run(from, to);
   }
   if (b.seenIds.length > 0) st.insertSeen.run(b.seenUntil, b.seenIds);
   if (b.forgetBefore > 0) st.forgetSeen.run(b.forgetBefore);

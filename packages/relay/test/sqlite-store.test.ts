@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { decodeRoutes } from '../src/sqlite-schema.js';
 import { SqliteStore } from '../src/sqlite-store.js';
 import type { StoreMessageResult } from '../src/store.js';
 import { removeDir, tempDir } from './helpers.js';
@@ -135,6 +136,21 @@ class Model {
   }
 }
 
+/** The closed store's file: intact, rows for exactly the waiting messages, no stray acked row. */
+function checkDatabase(dir: string, model: Model): void {
+  const db = new Database(SqliteStore.path(dir), { readonly: true });
+  try {
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    const rows = db.prepare('SELECT id, message_id, routes FROM messages').all() as { id: number; message_id: Buffer; routes: Buffer }[];
+    expect(rows.map((r) => (r.message_id[0] as number) - 1).sort((a, b) => a - b)).toEqual([...model.live.keys()].sort((a, b) => a - b));
+    for (const seq of db.prepare('SELECT seq FROM acked').pluck().all() as number[]) {
+      expect(rows.some((r) => r.id <= seq && seq < r.id + decodeRoutes(new Uint8Array(r.routes)).mailboxes.length)).toBe(true);
+    }
+  } finally {
+    db.close();
+  }
+}
+
 async function readAll(store: SqliteStore, m: number, now: number) {
   const rows = await store.readMailbox(mailbox(m), 0, 1000, now);
   // Seqs increase within a mailbox, and paging from any of them continues where it should.
@@ -180,6 +196,7 @@ describe('SQLite store', () => {
             else if (op.kind === 'expire') expect(await store.expire(now)).toEqual(model.expire(now));
             else {
               await store.close();
+              checkDatabase(dir, model);
               store = await SqliteStore.open(dir);
             }
             for (let m = 0; m < MAILBOXES; m++) expect(await readAll(store, m, now)).toEqual(model.read(m, now));
@@ -187,9 +204,7 @@ describe('SQLite store', () => {
             expect(stats.messages).toBe(model.live.size);
           }
           await store.close();
-          const db = new Database(SqliteStore.path(dir), { readonly: true });
-          expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-          db.close();
+          checkDatabase(dir, model);
         } finally {
           await store.close();
           removeDir(dir);
@@ -225,6 +240,44 @@ describe('SQLite store', () => {
       // Once it expires, its id is forgotten with it.
       expect(await store.expire(1000 + TTL)).toEqual({ deliveries: 1, messages: 1 });
       expect(send(1000 + TTL + 1).status).toBe('stored');
+    } finally {
+      await store.close();
+      removeDir(dir);
+    }
+  });
+
+  it('acknowledges a circular mailbox by mailbox, across a restart, and leaves no row behind', async () => {
+    const dir = tempDir('valise-store-');
+    let store = await SqliteStore.open(dir);
+    const model = new Model();
+    try {
+      const id = 3;
+      const records = new Uint8Array(50).fill(1);
+      const preludes = new Map([0, 1, 2, 3].map((m) => [m, new Uint8Array(8).fill(m)]));
+      expect(model.send({ kind: 'send', id, routes: [0, 1, 2, 3], size: 50 }, 1, preludes, records)).toBe('stored');
+      const r = store.storeMessage({
+        messageId: messageId(id),
+        records,
+        deliveries: [0, 1, 2, 3].map((m) => ({ mailbox: mailbox(m), prelude: preludes.get(m) as Uint8Array })),
+        storedAt: 1,
+        expiresAt: 1 + TTL,
+        dedupeUntil: 1 + DEDUPE,
+        limits: LIMITS,
+      }) as StoreMessageResult;
+      if (r.status !== 'stored') throw new Error(r.status);
+      await r.durable;
+      for (const m of [2, 0]) expect(await store.ack(mailbox(m), [messageId(id)], 2)).toBe(model.ack(m, [id]));
+      await store.close();
+      checkDatabase(dir, model);
+      store = await SqliteStore.open(dir);
+      expect(await readAll(store, 0, 2)).toEqual([]);
+      expect(await readAll(store, 1, 2)).toEqual(model.read(1, 2));
+      for (const m of [3, 1]) expect(await store.ack(mailbox(m), [messageId(id)], 2)).toBe(model.ack(m, [id]));
+      await store.close();
+      checkDatabase(dir, model);
+      const db = new Database(SqliteStore.path(dir), { readonly: true });
+      expect(db.prepare('SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM acked)').pluck().get()).toBe(0);
+      db.close();
     } finally {
       await store.close();
       removeDir(dir);
