@@ -136,6 +136,8 @@ async function serveRelay(dataDir: string, rootHex: string): Promise<void> {
   // open the same store with the same defaults).
   const commits: CommitStats = { transactions: 0, writes: 0, seconds: 0, waitSeconds: 0 };
   const store = await SqliteStore.open(dataDir, {
+    // VALISE_BENCH_COMMIT_DELAY=ms tries the relay's commitDelayMs limit (default 0).
+    commitDelayMs: Number(process.env.VALISE_BENCH_COMMIT_DELAY ?? 0),
     onCommit: (writes, seconds) => {
       commits.transactions++;
       commits.writes += writes;

@@ -1,8 +1,9 @@
 /**
  * Messages between the SQLite store (main thread) and its writer thread (sqlite-worker.ts).
  *
- * Mail goes as one batch per transaction in a compact binary form, its buffers transferred, not
- * copied: a structured clone of an object per message would cost more than the SQL.
+ * Mail goes as batches in a compact binary form (a few typed arrays, the bytes of a big batch
+ * moved rather than copied): a structured clone of an object per message would cost more than
+ * the SQL.
  */
 import type { RelayPrekey } from '@valise/protocol';
 import type { DirectoryRecord } from './store.js';
