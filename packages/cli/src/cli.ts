@@ -511,9 +511,10 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad arguments, 3 wrong or missing pass
     .option('--offline', 'do not contact the relay; list what this home holds')
     .option('--unread', 'list only unread items')
     .addOption(
-      new Option('--quiet-ms <ms>', 'the backlog is complete after this long without a delivery (default 700)').argParser(
-        intArg('milliseconds', 50, 600_000),
-      ),
+      new Option(
+        '--quiet-ms <ms>',
+        'if the relay never says the backlog is complete, stop after this long without a delivery (default 10000)',
+      ).argParser(intArg('milliseconds', 50, 600_000)),
     )
     .option('--relay <url>', 'relay (default: the one this home registered with)')
     .action(async (o: { offline?: boolean; unread?: boolean; quietMs?: number; relay?: string }, cmd: Command) => {

@@ -75,6 +75,8 @@ export class RelayClient {
   private readonly pending = new Map<number, { resolve: (f: RelayFrame) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private deliverListener: ((f: DeliverFrame) => void) | undefined;
   private readonly held: DeliverFrame[] = [];
+  private backlogEnded = false;
+  private backlogListener: (() => void) | undefined;
   private closedWith: { code: number; reason: string } | undefined;
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Time of the last frame received (ms), for "the backlog has gone quiet" checks. */
@@ -185,6 +187,11 @@ export class RelayClient {
       return;
     }
     if (f.type === RelayFrameType.PrekeysLow) return;
+    if (f.type === RelayFrameType.BacklogEnd) {
+      this.backlogEnded = true;
+      this.backlogListener?.();
+      return;
+    }
     const id = 'requestId' in f ? f.requestId : undefined;
     const p = id === undefined ? undefined : this.pending.get(id);
     if (p === undefined || id === undefined) return;
@@ -192,6 +199,15 @@ export class RelayClient {
     clearTimeout(p.timer);
     if (f.type === RelayFrameType.Error) p.reject(relayError(f.code, f.message));
     else p.resolve(f);
+  }
+
+  /**
+   * Called once the relay has pushed everything the mailbox held when this connection opened
+   * (at once if that happened already).
+   */
+  onBacklogEnd(listener: () => void): void {
+    this.backlogListener = listener;
+    if (this.backlogEnded) listener();
   }
 
   /** Receives deliveries (including those that arrived before this call). */

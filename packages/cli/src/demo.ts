@@ -181,7 +181,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     step(8, 'Each embassy fetches its inbox, opens the envelope and verifies who sent it  (valise inbox, valise read)');
     const received: DemoResult['received'] = [];
     for (const city of cities) {
-      const box = await inbox(embassy[city], { quietMs: 300 });
+      const box = await inbox(embassy[city]);
       const item = box.items[box.items.length - 1];
       if (item === undefined) throw new Error(`nothing arrived in ${city}`);
       const r = await read(embassy[city], { id: String(item.n) });
@@ -192,7 +192,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
       );
       say(`                        ${firstLine}`);
     }
-    const again = await inbox(embassy.Paris, { quietMs: 300 });
+    const again = await inbox(embassy.Paris);
     say(`    Paris fetches again: ${again.fetched?.new} new, ${again.items.length} item in total (each item is seen exactly once)`);
 
     step(9, "What the relay holds: its database files searched for the circular's subject and text");
@@ -250,7 +250,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     const copies: Record<string, string> = {};
     let recordAtEmbassy = false;
     for (const city of cities) {
-      const box = await inbox(embassy[city], { quietMs: 300 });
+      const box = await inbox(embassy[city]);
       recordAtEmbassy ||= box.items.some((i) => i.tracing !== undefined) || (box.fetched?.new ?? 0) !== 1;
       const item = box.items[box.items.length - 1];
       if (item === undefined) throw new Error(`nothing arrived in ${city}`);
@@ -287,7 +287,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoResult> {
     say(`        ${leak.replace(/\s+/g, ' ').slice(0, 110)}…`);
 
     step(14, 'The Records Office fetches the tracing record and traces the leak  (valise inbox, valise trace)');
-    const rbox = await inbox(records, { quietMs: 300 });
+    const rbox = await inbox(records);
     const recordItem = rbox.items.find((i) => i.tracing?.itemId === fp.itemId);
     if (recordItem === undefined) throw new Error('the records office has no tracing record');
     say(`    Records Office inbox: "${recordItem.subject}" [${recordItem.classification}] from ${recordItem.from}, signature verified`);

@@ -898,7 +898,10 @@ export interface StoredItem {
 export interface InboxOptions {
   /** Contact the relay (default true); false lists what the home holds. */
   fetch?: boolean;
-  /** The backlog is taken as complete after this long without a delivery, ms. Default 700. */
+  /**
+   * The inbox stops when the relay says its backlog is pushed (BacklogEnd); only if it never
+   * does, after this long without a delivery, ms. Default 10000.
+   */
   quietMs?: number;
   relay?: string;
   /** List only unread items. */
@@ -1029,16 +1032,25 @@ export async function inbox(ctx: CommandContext, opts: InboxOptions = {}): Promi
         const trust = trustOf(home.state, root);
         const queue: DeliverFrame[] = [];
         let lastDelivery = Date.now();
+        let backlogEnded = false;
         let wake: (() => void) | undefined;
         client.onDeliver((f) => {
           queue.push(f);
           lastDelivery = Date.now();
           wake?.();
         });
-        const quiet = opts.quietMs ?? 700;
+        // The relay says when it has pushed everything that waited; the deliveries before that
+        // are in the queue by then (one socket keeps the order).
+        client.onBacklogEnd(() => {
+          backlogEnded = true;
+          wake?.();
+        });
+        // Only for a relay that never says so: give up after this long without a delivery.
+        const quiet = opts.quietMs ?? 10_000;
         const heldReasons = new Set<string>();
         for (;;) {
           if (queue.length === 0) {
+            if (backlogEnded) break;
             const idle = Date.now() - lastDelivery;
             if (idle >= quiet) break;
             await new Promise<void>((resolve) => {

@@ -367,6 +367,7 @@ export const StructType = {
   RelayDirectoryResult: 56,
   RelayRevocationList: 57,
   RelayError: 58,
+  RelayBacklogEnd: 59,
 } as const;
 export type StructType = (typeof StructType)[keyof typeof StructType];
 

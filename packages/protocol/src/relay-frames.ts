@@ -236,6 +236,7 @@ export const RelayFrameType = {
   DirectoryResult: StructType.RelayDirectoryResult,
   RevocationList: StructType.RelayRevocationList,
   Error: StructType.RelayError,
+  BacklogEnd: StructType.RelayBacklogEnd,
 } as const;
 export type RelayFrameType = (typeof RelayFrameType)[keyof typeof RelayFrameType];
 
@@ -259,6 +260,7 @@ export const RELAY_FRAME_NAMES: Readonly<Record<RelayFrameType, string>> = {
   [RelayFrameType.DirectoryResult]: 'directory-result',
   [RelayFrameType.RevocationList]: 'revocation-list',
   [RelayFrameType.Error]: 'error',
+  [RelayFrameType.BacklogEnd]: 'backlog-end',
 };
 
 /** Where one envelope entry goes: entry `entryIndex` of the prelude to mailbox `mailbox`. */
@@ -410,6 +412,14 @@ export interface RevocationListFrame {
   list?: Uint8Array;
 }
 
+/**
+ * Sent once per connection, after the relay has pushed every delivery the mailbox held when the
+ * connection opened: a client that only wants to collect what waits can stop here.
+ */
+export interface BacklogEndFrame {
+  type: typeof RelayFrameType.BacklogEnd;
+}
+
 export interface ErrorFrame {
   type: typeof RelayFrameType.Error;
   /** A {@link RelayErrorCode}; clients treat an unknown code as a generic failure. */
@@ -428,7 +438,8 @@ export type RelayFrame =
   | PrekeysLowFrame
   | DirectoryResultFrame
   | RevocationListFrame
-  | ErrorFrame;
+  | ErrorFrame
+  | BacklogEndFrame;
 
 export type AnyRelayFrame = ClientFrame | RelayFrame;
 
@@ -527,6 +538,8 @@ function fieldsOf(f: AnyRelayFrame): [number, CborValue | undefined][] {
       ];
     case RelayFrameType.PrekeysLow:
       return [[2, f.remaining]];
+    case RelayFrameType.BacklogEnd:
+      return [];
     case RelayFrameType.DirectoryResult:
       return [
         [2, f.requestId],
@@ -709,6 +722,7 @@ const RELAY_TYPES: ReadonlySet<number> = new Set([
   RelayFrameType.DirectoryResult,
   RelayFrameType.RevocationList,
   RelayFrameType.Error,
+  RelayFrameType.BacklogEnd,
 ]);
 
 /** Decodes the frame header and returns a reader positioned on the fields, or throws. */
@@ -826,6 +840,8 @@ function readRelayFields(r: MapReader, type: RelayFrameType, maxSize: number): R
       };
     case RelayFrameType.Ok:
       return { type, requestId: requestId(r) };
+    case RelayFrameType.BacklogEnd:
+      return { type };
     case RelayFrameType.Prekeys: {
       const f: PrekeysFrame = { type, requestId: requestId(r), mailbox: id16(r, 3, 'mailbox') };
       const oneTime = r.optional(4, (k) => readPrekey(r.mapAt(k, 'oneTime').map, `${w}.oneTime`));

@@ -62,6 +62,7 @@ const relayFrame: fc.Arbitrary<RelayFrame> = fc.oneof(
   fc.record({ type: fc.constant(RelayFrameType.Stored), requestId, clientMessageId: bytes(16), messageId: bytes(16) }),
   fc.record({ type: fc.constant(RelayFrameType.Deliver), messageId: bytes(16), envelope: some(5, 200), storedAt: fc.nat() }),
   fc.record({ type: fc.constant(RelayFrameType.Ok), requestId }),
+  fc.constant({ type: RelayFrameType.BacklogEnd }),
   fc
     .tuple(requestId, bytes(16), opt('oneTime', prekey), opt('signed', prekey))
     .map(([id, mailbox, a, b]) => ({ type: RelayFrameType.Prekeys, requestId: id, mailbox, ...a, ...b })),

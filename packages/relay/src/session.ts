@@ -126,6 +126,7 @@ export class Session {
   private closed = false;
   private cursor = 0;
   private live = false;
+  private backlogEnded = false;
   private pumping = false;
   private pumpAgain = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -623,6 +624,11 @@ export class Session {
         }
         if (rows.length === room || this.pumpAgain) continue;
         this.live = true;
+        if (!this.backlogEnded) {
+          // Everything the mailbox held at connect has been pushed: say so, once.
+          this.backlogEnded = true;
+          this.sendFrame({ type: RelayFrameType.BacklogEnd });
+        }
         return;
       }
     } finally {

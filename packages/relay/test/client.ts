@@ -89,6 +89,8 @@ export class RelayTestClient {
   readonly deliveries: DeliverFrame[] = [];
   readonly errors: ErrorFrame[] = [];
   readonly prekeysLow: PrekeysLowFrame[] = [];
+  /** For each BacklogEnd received, the number of deliveries received before it. */
+  readonly backlogEndAfter: number[] = [];
   /** Frames from the relay that did not decode (a relay bug if ever non-empty). */
   readonly undecodable: string[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
@@ -131,6 +133,11 @@ export class RelayTestClient {
     }
     if (f.type === RelayFrameType.PrekeysLow) {
       this.prekeysLow.push(f);
+      return;
+    }
+    if (f.type === RelayFrameType.BacklogEnd) {
+      // How many deliveries had arrived when the relay said its backlog was pushed.
+      this.backlogEndAfter.push(this.deliveries.length);
       return;
     }
     const id = 'requestId' in f ? f.requestId : undefined;

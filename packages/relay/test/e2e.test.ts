@@ -76,7 +76,40 @@ describe('relay end to end', { timeout: 60_000 }, () => {
     b = await RelayTestClient.connect(relay.url, paris.creds);
     await new Promise((r) => setTimeout(r, 200));
     expect(b.deliveries).toHaveLength(0);
+    // An empty mailbox: BacklogEnd at once, before any delivery.
+    expect(b.backlogEndAfter).toEqual([0]);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it('says when the backlog is pushed: after every waiting delivery, once, and only when Acks open the window', async () => {
+    const relay = await startTestRelay(org, { limits: { maxInFlight: 8 } });
+    try {
+      const a = await RelayTestClient.connect(relay.url, hq.creds);
+      for (let i = 0; i < 20; i++)
+        expect((await a.send(sealFor(hq, [paris], `item ${i}`), routesFor([paris]))).type).toBe(RelayFrameType.Stored);
+      const b = await RelayTestClient.connect(relay.url, paris.creds);
+      // The window holds 8: no BacklogEnd while 12 still wait behind unacknowledged ones.
+      await b.waitForDeliveries(8);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(b.backlogEndAfter).toEqual([]);
+      let acked = 0;
+      while (b.backlogEndAfter.length === 0) {
+        const batch = b.deliveries.slice(acked);
+        acked += batch.length;
+        if (batch.length > 0) await b.ack(batch.map((d) => d.messageId));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(b.backlogEndAfter).toEqual([20]);
+      // A new item after it is pushed live; no second BacklogEnd.
+      expect((await a.send(sealFor(hq, [paris], 'late'), routesFor([paris]))).type).toBe(RelayFrameType.Stored);
+      await b.waitForDeliveries(21);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(b.backlogEndAfter).toEqual([20]);
+      await Promise.all([a.close(), b.close()]);
+    } finally {
+      await relay.close();
+      removeDir(relay.dataDir);
+    }
   });
 
   it('answers a retried Send with the same message id and stores it once', async () => {
