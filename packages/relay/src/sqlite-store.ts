@@ -4,10 +4,11 @@
  *
  * Every decision about mail (duplicate, mailbox full, seqs, what an Ack or the expiry sweep
  * removes) is taken at once on the main thread by an in-memory index (mail-index.ts), which is
- * rebuilt from the database at open. What was decided goes into the open batch; one batch at a
- * time goes to a writer thread, which commits it in one transaction: everything that arrived
- * while the previous transaction's fsync ran shares the next one, and the thread serving sockets
- * never waits for the disk. Each write's promise resolves after its transaction committed.
+ * rebuilt from the database at open. What was decided goes into the open batch, which goes to a
+ * writer thread at the end of each event-loop turn; the writer commits every batch that arrived
+ * while its previous transaction ran in one transaction (group commit), so one fsync covers them
+ * all and the thread serving sockets never waits for the disk. Each write's promise resolves
+ * after its transaction committed.
  *
  * The envelope bytes of messages not yet committed are held in memory (readers cannot see them
  * in the database yet), and those of committed messages in a cache bounded in bytes; the others
@@ -78,7 +79,8 @@ class OpenBatch {
   forgetBefore = 0;
   readonly ops: WriteOp[] = [];
   readonly done = deferred<void>();
-  readonly openedAt = performance.now();
+  /** When its first write was queued (performance.now()), 0 while empty. */
+  firstWriteAt = 0;
 
   constructor() {
     // Callers that only use `done` for ordering may never attach a handler; a failure is reported
@@ -309,7 +311,7 @@ export class SqliteStore implements RelayStore {
       if (m !== undefined && seq < m.row + m.queues.length) this.index.restoreAck(seq, m);
     }
     for (const r of this.reader.prepare('SELECT until, ids FROM seen ORDER BY id').iterate() as Iterable<{ until: number; ids: Buffer }>) {
-      for (let o = 0; o + 16 <= r.ids.length; o += 16) this.index.remember(r.ids.toString('latin1', o, o + 16), r.until);
+      for (let o = 0; o + 16 <= r.ids.length; o += 16) this.index.remember(messageKey(r.ids.subarray(o, o + 16)), r.until);
     }
     this.index.rememberWaiting();
     const next = this.reader.prepare("SELECT value FROM meta WHERE key = 'next_seq'").pluck().get() as number | undefined;
@@ -335,7 +337,7 @@ export class SqliteStore implements RelayStore {
       const batches = this.committing.splice(0, m.batches);
       const now = performance.now();
       for (const batch of batches) {
-        this.onWriteLatency?.((now - batch.openedAt) / 1000);
+        this.onWriteLatency?.((now - batch.firstWriteAt) / 1000);
         // Committed bodies go to the cache, or go altogether if their message is gone already.
         for (const { message } of batch.rows) {
           message.committed = true;
@@ -361,6 +363,7 @@ export class SqliteStore implements RelayStore {
    * or not the writer is busy: it takes every batch that arrived during a commit into the next.
    */
   private schedule(): void {
+    if (this.open.firstWriteAt === 0) this.open.firstWriteAt = performance.now();
     if (this.scheduled) return;
     this.scheduled = true;
     const run = () => {
