@@ -284,6 +284,45 @@ describe('SQLite store', () => {
     }
   });
 
+  it('fails every pending and later write once its writer is gone, and keeps what was committed', async () => {
+    const dir = tempDir('valise-store-');
+    const store = await SqliteStore.open(dir);
+    const input = (i: number) => ({
+      messageId: messageId(i),
+      records: new Uint8Array(10),
+      deliveries: [{ mailbox: mailbox(0), prelude: new Uint8Array(4) }],
+      storedAt: 1,
+      expiresAt: 1 + TTL,
+      dedupeUntil: 1 + DEDUPE,
+      limits: LIMITS,
+    });
+    try {
+      const first = store.storeMessage(input(1)) as StoreMessageResult;
+      if (first.status !== 'stored') throw new Error(first.status);
+      await first.durable;
+      // The writer thread is stopped (as an I/O failure that takes it down would), then a write
+      // is queued before the store has heard of it: the write can never commit.
+      const dying = (store as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      const second = store.storeMessage(input(2)) as StoreMessageResult;
+      if (second.status !== 'stored') throw new Error(second.status);
+      await dying;
+      await expect(second.durable).rejects.toThrow(/relay store/);
+      expect(() => store.storeMessage(input(3))).toThrow(/relay store/);
+      await expect(store.flush()).rejects.toThrow(/relay store/);
+      await expect(store.ack(mailbox(0), [messageId(1)], 2)).rejects.toThrow(/relay store/);
+    } finally {
+      await store.close().catch(() => {});
+    }
+    // A new store on the same folder holds what was committed, and nothing else.
+    const again = await SqliteStore.open(dir);
+    try {
+      expect((await again.readMailbox(mailbox(0), 0, 10, 2)).map((d) => d.messageId[0])).toEqual([2]);
+    } finally {
+      await again.close();
+      removeDir(dir);
+    }
+  });
+
   it('serves envelope bytes of committed messages it no longer caches from the database', async () => {
     const dir = tempDir('valise-store-');
     // A cache too small for any body: every read goes to the database.
