@@ -48,7 +48,7 @@ export interface RelayLimits {
   maxDirectoryResults: number;
   /** Interval of the expiry sweep, in ms. Default 60000. */
   expiryIntervalMs: number;
-  /** Extra time to gather writes before a commit when the writer is idle, in ms (0: at the end of the event-loop turn). Default 0. */
+  /** Extra time to gather writes into a batch for the writer thread, in ms (0: the end of the event-loop turn). Default 0. */
   commitDelayMs: number;
   /** Envelope bytes of committed, unacknowledged messages the SQLite store keeps in memory (the rest is read back when needed). Default 64 MiB. */
   storeCacheBytes: number;

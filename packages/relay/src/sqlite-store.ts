@@ -38,7 +38,7 @@ import type {
 } from './store.js';
 
 export interface SqliteStoreOptions {
-  /** Extra time to gather writes before a commit when the writer is idle, in ms (default 0). */
+  /** Extra time to gather writes into a batch for the writer thread, in ms (default 0: the end of the event-loop turn). */
   commitDelayMs?: number;
   /** Envelope bytes of committed, unacknowledged messages kept in memory (default 64 MiB). */
   cacheBytes?: number;
