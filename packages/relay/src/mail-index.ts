@@ -7,8 +7,9 @@
  * removes, what has expired) without a database round trip, so that the database only has to
  * append what was decided: one row per message, one row per acknowledged delivery of a message
  * that still has others waiting, one row of message ids per commit. It is rebuilt from those rows
- * when the store opens. It holds no envelope bytes itself: the store keeps those of recent
- * messages and reads the others back from the database.
+ * when the store opens. Envelope bytes are the store's business: each message has a `body` slot
+ * that the store fills and empties (recent messages in memory, the others read back from the
+ * database); the index never reads it.
  */
 
 import { mailboxKey, messageKey } from './keys.js';
