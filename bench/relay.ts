@@ -65,6 +65,8 @@ const CIRCULAR_RECIPIENTS = 134;
 
 interface CommitStats {
   transactions: number;
+  /** Batches handed to the writer (one per event-loop turn with writes; a transaction takes all that queued). */
+  batches: number;
   writes: number;
   seconds: number;
   waitSeconds: number;
@@ -134,7 +136,7 @@ async function serveRelay(dataDir: string, rootHex: string): Promise<void> {
   const { pino } = await import('pino');
   // The bench opens the store itself, to read its writer thread's utilisation (startRelay would
   // open the same store with the same defaults).
-  const commits: CommitStats = { transactions: 0, writes: 0, seconds: 0, waitSeconds: 0 };
+  const commits: CommitStats = { transactions: 0, batches: 0, writes: 0, seconds: 0, waitSeconds: 0 };
   const store = await SqliteStore.open(dataDir, {
     // VALISE_BENCH_COMMIT_DELAY=ms tries the relay's commitDelayMs limit (default 0).
     commitDelayMs: Number(process.env.VALISE_BENCH_COMMIT_DELAY ?? 0),
@@ -144,6 +146,7 @@ async function serveRelay(dataDir: string, rootHex: string): Promise<void> {
       commits.seconds += seconds;
     },
     onWriteLatency: (seconds) => {
+      commits.batches++;
       commits.waitSeconds += seconds;
     },
   });
@@ -645,6 +648,7 @@ async function measure(
       ? {
           commits: {
             transactions: after.commits.transactions - before.commits.transactions,
+            batches: after.commits.batches - before.commits.batches,
             writes: after.commits.writes - before.commits.writes,
             seconds: after.commits.seconds - before.commits.seconds,
             waitSeconds: after.commits.waitSeconds - before.commits.waitSeconds,
@@ -721,7 +725,9 @@ async function main(): Promise<void> {
               openLoop(pairs, scenario, openSeconds),
             );
           }
-          log(`  ${fmt(row.perSecond, 0)} msg/s, p99 ${fmt(row.p99, 2)} ms, ${fmt(row.cpuUsPerMessage, 1)} µs/msg`);
+          log(
+            `  ${fmt(row.perSecond, 0)} msg/s, p99 ${fmt(row.p99, 2)} ms, ${fmt(row.cpuUsPerMessage, 1)} µs/msg${row.commits ? `, ${row.commits.transactions} transactions of ${row.commits.batches} batches` : ''}`,
+          );
           const key = `${server} ${scenario}`;
           runs.set(key, [...(runs.get(key) ?? []), row]);
           await pairs.close();
@@ -742,7 +748,7 @@ async function main(): Promise<void> {
         rows.push(row);
         if (server === 'relay' && scenario === 'throughput' && row.commits !== undefined) {
           const c = row.commits;
-          commitNote = `relay group commit during the throughput run: ${c.transactions} transactions of ${fmt(c.writes / c.transactions)} writes on average, ${fmt((c.seconds / c.transactions) * 1000, 2)} ms each (statements, WAL write and fsync); a batch takes ${fmt((c.waitSeconds / c.transactions) * 1000, 2)} ms on average from its first write to its commit being known`;
+          commitNote = `relay group commit during the throughput run: ${c.transactions} transactions (taking ${c.batches} batches) of ${fmt(c.writes / c.transactions)} writes on average, ${fmt((c.seconds / c.transactions) * 1000, 2)} ms each (statements, WAL write and fsync); a batch takes ${fmt((c.waitSeconds / c.transactions) * 1000, 2)} ms on average from its first write to its commit being known`;
         }
       }
     }
