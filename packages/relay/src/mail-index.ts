@@ -138,6 +138,17 @@ export class MailIndex {
   private deliveryCount = 0;
   /** The next row id (and first seq) to hand out; never decreases. */
   nextSeq = 1;
+  /** Ids forgotten before their window ended because {@link maxRemembered} was reached. */
+  forgottenEarly = 0;
+  /** When every id over the cap belonged to a waiting message: the size to try again at. */
+  private forgetAgainAt = 0;
+
+  /**
+   * @param maxRemembered most message ids remembered for deduplication: beyond it the oldest
+   *   are forgotten before their window ends (a late retry of one is then stored again, and its
+   *   recipients deduplicate it). Ids of waiting messages are always kept.
+   */
+  constructor(private readonly maxRemembered = Number.POSITIVE_INFINITY) {}
 
   /** Whether a message with this id ({@link messageKey}) is stored or still remembered. */
   isDuplicate(key: string): boolean {
@@ -181,7 +192,10 @@ export class MailIndex {
     const row = this.nextSeq;
     this.nextSeq += m.queues.length;
     this.seen.set(m.key, m.dedupeUntil);
-    return this.insert(row, m.id, m.key, m.storedAt, m.expiresAt, m.queues, m.sizes, m.body, false);
+    const message = this.insert(row, m.id, m.key, m.storedAt, m.expiresAt, m.queues, m.sizes, m.body, false);
+    // After the insert: the new message waits, so its own id is one of those kept.
+    if (this.seen.size > this.maxRemembered && this.seen.size >= this.forgetAgainAt) this.forgetOldest();
+    return message;
   }
 
   /** Puts back a committed message read from the database (at open), with its original row. */
@@ -219,6 +233,23 @@ export class MailIndex {
   /** After a restore: waiting messages whose dedupe row is gone are remembered until they expire. */
   rememberWaiting(): void {
     for (const m of this.messages.values()) if (!this.seen.has(m.key)) this.seen.set(m.key, m.expiresAt);
+    if (this.seen.size > this.maxRemembered && this.seen.size >= this.forgetAgainAt) this.forgetOldest();
+  }
+
+  /** Forgets the oldest ids down to the cap, keeping (moving to the end) those of waiting messages. */
+  private forgetOldest(): void {
+    let budget = this.seen.size;
+    let forgotten = 0;
+    for (const [key, until] of this.seen) {
+      if (this.seen.size <= this.maxRemembered || budget-- === 0) break;
+      this.seen.delete(key);
+      if (this.messages.has(key)) this.seen.set(key, until);
+      else forgotten++;
+    }
+    this.forgottenEarly += forgotten;
+    // Nothing could go (more messages wait than the cap): do not walk the whole map on every
+    // new id; try again once a message stops waiting, or a thousand more ids have come.
+    this.forgetAgainAt = forgotten === 0 ? this.seen.size + 1024 : 0;
   }
 
   /** Marks a restored delivery as acknowledged (an `acked` row read at open). */
@@ -250,7 +281,10 @@ export class MailIndex {
   private removeDelivery(q: MailboxQueue, d: Delivery): void {
     q.remove(d, d.message.sizes[d.route] as number);
     this.deliveryCount--;
-    if (--d.message.live === 0) this.messages.delete(d.message.key);
+    if (--d.message.live === 0) {
+      this.messages.delete(d.message.key);
+      this.forgetAgainAt = 0; // its id may be forgotten now
+    }
   }
 
   /**
@@ -286,7 +320,13 @@ export class MailIndex {
     return this.mailboxes.get(mailboxKey(mailbox))?.page(afterSeq, limit, now) ?? [];
   }
 
-  stats(): { messages: number; deliveries: number; mailboxes: number; remembered: number } {
-    return { messages: this.messages.size, deliveries: this.deliveryCount, mailboxes: this.mailboxes.size, remembered: this.seen.size };
+  stats(): { messages: number; deliveries: number; mailboxes: number; remembered: number; forgottenEarly: number } {
+    return {
+      messages: this.messages.size,
+      deliveries: this.deliveryCount,
+      mailboxes: this.mailboxes.size,
+      remembered: this.seen.size,
+      forgottenEarly: this.forgottenEarly,
+    };
   }
 }

@@ -4,6 +4,7 @@
  */
 import { RELAY_FRAME_NAMES } from '@valise/protocol';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { StoreStats } from './store.js';
 
 /**
  * A counter kept as a plain number on the hot path and handed to prom-client only when scraped:
@@ -105,3 +106,25 @@ export function createMetrics() {
 }
 
 export type RelayMetrics = ReturnType<typeof createMetrics>;
+
+/** Gauges of the store's contents, read from `stats()` when /metrics is scraped. */
+export function registerStoreMetrics(registry: Registry, stats: () => Promise<StoreStats>): void {
+  const gauge = (name: string, help: string, pick: (s: StoreStats) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const v = pick(await stats());
+        if (v !== undefined) this.set(v);
+      },
+    });
+  gauge('valise_relay_store_waiting_messages', 'Messages with a delivery waiting', (s) => s.messages);
+  gauge('valise_relay_store_waiting_deliveries', 'Deliveries waiting in mailboxes', (s) => s.deliveries);
+  gauge('valise_relay_store_remembered_ids', 'Message ids remembered for deduplication', (s) => s.rememberedIds);
+  gauge(
+    'valise_relay_store_ids_forgotten_early',
+    'Message ids forgotten before their dedupe window ended (dedupeMaxIds reached)',
+    (s) => s.idsForgottenEarly,
+  );
+}

@@ -52,6 +52,8 @@ export interface RelayLimits {
   commitDelayMs: number;
   /** Envelope bytes of committed, unacknowledged messages the SQLite store keeps in memory (the rest is read back when needed). Default 64 MiB. */
   storeCacheBytes: number;
+  /** Most message ids the SQLite store remembers for deduplication (about 90 bytes each); beyond, the oldest are forgotten early. Default 5,000,000. */
+  dedupeMaxIds: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -77,6 +79,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   expiryIntervalMs: 60_000,
   commitDelayMs: 0,
   storeCacheBytes: 64 << 20,
+  dedupeMaxIds: 5_000_000,
 });
 
 export interface RelayOptions {

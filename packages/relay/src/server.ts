@@ -9,7 +9,7 @@ import { useNodeCrypto } from '@valise/protocol/node';
 import { type Logger, pino } from 'pino';
 import { WebSocketServer } from 'ws';
 import { authenticate, ChallengeTable } from './auth.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, registerStoreMetrics } from './metrics.js';
 import { InProcessNotifier, mailboxKey, type Notifier } from './notifier.js';
 import { type RelayOptions, resolveOptions } from './options.js';
 import { RevocationState } from './revocation.js';
@@ -67,12 +67,14 @@ export async function startRelay(options: RelayOptions): Promise<RunningRelay> {
     (await SqliteStore.open(opts.dataDir as string, {
       commitDelayMs: limits.commitDelayMs,
       cacheBytes: limits.storeCacheBytes,
+      maxRememberedIds: limits.dedupeMaxIds,
       onCommit: (ops, seconds) => {
         metrics.commitBatch.observe(ops);
         metrics.commitSeconds.observe(seconds);
       },
       onWriteLatency: (seconds) => metrics.writeSeconds.observe(seconds),
     }));
+  registerStoreMetrics(metrics.registry, () => store.stats());
   const notifier: Notifier = options.notifier ?? new InProcessNotifier();
 
   // The newest revocation list: the stored one, or the one given at start-up if newer.

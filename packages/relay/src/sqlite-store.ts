@@ -42,6 +42,8 @@ export interface SqliteStoreOptions {
   commitDelayMs?: number;
   /** Envelope bytes of committed, unacknowledged messages kept in memory (default 64 MiB). */
   cacheBytes?: number;
+  /** Most message ids remembered for deduplication (default 5,000,000; see MailIndex). */
+  maxRememberedIds?: number;
   onCommit?: CommitObserver;
   /** Called with the seconds from queueing to commit of each batch of writes (once per batch). */
   onWriteLatency?: (seconds: number) => void;
@@ -202,7 +204,7 @@ function workerUrl(): URL {
 }
 
 export class SqliteStore implements RelayStore {
-  private readonly index = new MailIndex();
+  private readonly index: MailIndex;
   private open = new OpenBatch();
   /**
    * Batches handed to the writer and not yet known committed, oldest first. The writer commits
@@ -235,6 +237,7 @@ export class SqliteStore implements RelayStore {
   ) {
     this.commitDelayMs = options.commitDelayMs ?? 0;
     this.cacheBytes = options.cacheBytes ?? 64 << 20;
+    this.index = new MailIndex(options.maxRememberedIds ?? 5_000_000);
     this.onCommit = options.onCommit;
     this.onWriteLatency = options.onWriteLatency;
     worker.on('message', (m: WorkerResponse) => this.onWorkerMessage(m));
@@ -604,7 +607,13 @@ export class SqliteStore implements RelayStore {
 
   async stats(): Promise<StoreStats> {
     const s = this.index.stats();
-    return { messages: s.messages, deliveries: s.deliveries, mailboxes: s.mailboxes };
+    return {
+      messages: s.messages,
+      deliveries: s.deliveries,
+      mailboxes: s.mailboxes,
+      rememberedIds: s.remembered,
+      idsForgottenEarly: s.forgottenEarly,
+    };
   }
 
   flush(): Promise<void> {

@@ -83,9 +83,14 @@ export interface DirectoryRecord {
 export type DirectoryLookupQuery = { personId: Uint8Array } | { deviceCertId: Uint8Array } | { text: string };
 
 export interface StoreStats {
+  /** Messages with a delivery waiting. */
   messages: number;
   deliveries: number;
   mailboxes: number;
+  /** Message ids remembered for deduplication, where the store keeps them in memory. */
+  rememberedIds?: number;
+  /** Ids forgotten before their window ended because of a memory cap. */
+  idsForgottenEarly?: number;
 }
 
 export interface RelayStore {

@@ -27,6 +27,8 @@ describe('operations', { timeout: 60_000 }, () => {
       expect(text).toMatch(/^valise_relay_connections 1$/m);
       expect(text).toMatch(/^valise_relay_frames_received_total\{type="send"\} 1$/m);
       expect(text).toMatch(/^valise_relay_messages_stored_total 1$/m);
+      expect(text).toMatch(/^valise_relay_store_waiting_messages \d+$/m);
+      expect(text).toMatch(/^valise_relay_store_ids_forgotten_early 0$/m);
       expect(text).toMatch(/^valise_relay_commit_batch_size_count [1-9]/m);
       expect(text).toMatch(/^valise_relay_commit_seconds_bucket/m);
       expect(text).toMatch(/^valise_relay_auth_total\{result="ok"\} 1$/m);

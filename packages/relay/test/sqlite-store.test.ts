@@ -323,6 +323,40 @@ describe('SQLite store', () => {
     }
   });
 
+  it('keeps at most maxRememberedIds ids, forgetting the oldest acknowledged ones first, never a waiting one', async () => {
+    const dir = tempDir('valise-store-');
+    const store = await SqliteStore.open(dir, { maxRememberedIds: 3 });
+    const send = (i: number) =>
+      store.storeMessage({
+        messageId: messageId(i),
+        records: new Uint8Array(10),
+        deliveries: [{ mailbox: mailbox(i % 2), prelude: new Uint8Array(4) }],
+        storedAt: 1,
+        expiresAt: 1 + TTL,
+        dedupeUntil: 1 + DEDUPE,
+        limits: { maxMessages: 100, maxBytes: 1 << 20 },
+      }) as StoreMessageResult;
+    try {
+      // Five waiting messages: none of their ids may go, whatever the cap.
+      for (let i = 0; i < 5; i++) expect(send(i).status).toBe('stored');
+      for (let i = 0; i < 5; i++) expect(send(i).status).toBe('duplicate');
+      expect((await store.stats()).idsForgottenEarly).toBe(0);
+      // Once acknowledged, the oldest go first when new ids arrive.
+      await store.ack(mailbox(0), [0, 2, 4].map(messageId), 2);
+      await store.ack(mailbox(1), [1, 3].map(messageId), 2);
+      expect(send(10).status).toBe('stored');
+      const s = await store.stats();
+      expect(s.rememberedIds).toBe(3);
+      expect(s.idsForgottenEarly).toBe(3);
+      expect(send(0).status).toBe('stored'); // forgotten early: stored again
+      expect(send(4).status).toBe('duplicate');
+      expect(send(10).status).toBe('duplicate');
+    } finally {
+      await store.close();
+      removeDir(dir);
+    }
+  });
+
   it('serves envelope bytes of committed messages it no longer caches from the database', async () => {
     const dir = tempDir('valise-store-');
     // A cache too small for any body: every read goes to the database.
