@@ -433,15 +433,12 @@ export class Session {
       const requestId = g.requestIds[i] as number;
       if (err !== undefined) this.sendError(RelayErrorCode.Internal, 'internal error', requestId);
       else {
-        this.sendBytes(
-          RelayFrameType.Stored,
-          encodeRelayFrame({
-            type: RelayFrameType.Stored,
-            requestId,
-            clientMessageId: g.clientMessageIds[i] as Uint8Array,
-            messageId: g.messageIds[i] as Uint8Array,
-          }),
-        );
+        this.sendFrame({
+          type: RelayFrameType.Stored,
+          requestId,
+          clientMessageId: g.clientMessageIds[i] as Uint8Array,
+          messageId: g.messageIds[i] as Uint8Array,
+        });
       }
     }
     this.requestsDone(n);
@@ -659,23 +656,21 @@ export function splitForRoutes(envelope: Uint8Array, routes: SendFrame['routes']
   }
   const n = layout.entryCount;
   if (routes.length !== n) throw new RequestError(RelayErrorCode.BadRoutes, `${routes.length} routes for ${n} entries`);
-  const records = envelope.subarray(layout.recordsOffset);
-  // One entry: the prelude already is the recipient's slice.
-  if (n === 1) {
-    if ((routes[0] as RelayRoute).entryIndex !== 0)
-      throw new RequestError(RelayErrorCode.BadRoutes, `route to entry ${(routes[0] as RelayRoute).entryIndex} of 1`);
-    return { preludes: [envelope.subarray(0, layout.recordsOffset)], records };
-  }
   const indices = new Uint8Array(n);
-  const mailboxes = new Set<string>();
+  // One route cannot name a mailbox twice: no set to build for the common case.
+  const mailboxes = n > 1 ? new Set<string>() : undefined;
   for (const r of routes) {
     if (r.entryIndex >= n) throw new RequestError(RelayErrorCode.BadRoutes, `route to entry ${r.entryIndex} of ${n}`);
     if (indices[r.entryIndex] === 1) throw new RequestError(RelayErrorCode.BadRoutes, `entry ${r.entryIndex} routed twice`);
     indices[r.entryIndex] = 1;
+    if (mailboxes === undefined) continue;
     const key = mailboxKey(r.mailbox);
     if (mailboxes.has(key)) throw new RequestError(RelayErrorCode.BadRoutes, `mailbox ${toHex(r.mailbox)} named twice`);
     mailboxes.add(key);
   }
+  const records = envelope.subarray(layout.recordsOffset);
+  // One entry: the prelude already is the recipient's slice.
+  if (n === 1) return { preludes: [envelope.subarray(0, layout.recordsOffset)], records };
   // Each recipient's one-entry prelude, spliced from the bytes (the same bytes as re-encoding).
   const preludes = routes.map((r) => framedEntryPrelude(envelope, layout, r.entryIndex));
   return { preludes, records };
