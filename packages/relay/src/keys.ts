@@ -1,5 +1,5 @@
 /**
- * Map keys for 16-byte ids (mailboxes, messages): one character per byte, so they are cheap to
+ * Map keys for ids (mailboxes, messages, certificates): one character per byte, so they are cheap to
  * make and to hash. Never for display (use hex).
  *
  * Built from the bytes directly: going through `id.buffer` (as `Buffer.from` does) would force

@@ -42,8 +42,6 @@ export interface Notifier {
   close(): Promise<void>;
 }
 
-export { mailboxKey } from './keys.js';
-
 /** Fan-out within one process. Listeners run synchronously, in publication order. */
 export class InProcessNotifier implements Notifier {
   private readonly listeners = new Map<string, Set<(note: DeliveryNote) => void>>();

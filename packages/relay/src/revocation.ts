@@ -15,8 +15,7 @@ import {
   verifyDeviceChain,
   verifyRevocationList,
 } from '@valise/protocol';
-
-const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+import { idKey } from './keys.js';
 
 export class RevocationState {
   private current: RevocationList | undefined;
@@ -45,12 +44,12 @@ export class RevocationState {
   adopt(list: RevocationList): boolean {
     if (this.current !== undefined && list.sequence <= this.current.sequence) return false;
     this.current = list;
-    this.revoked = new Set(list.revoked.map(hex));
+    this.revoked = new Set(list.revoked.map(idKey));
     return true;
   }
 
   isRevoked(certId: Uint8Array): boolean {
-    return this.revoked.has(hex(certId));
+    return this.revoked.has(idKey(certId));
   }
 
   /** `verifyDeviceChain` against the root and the held list (see the module comment for a stale list). */
