@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeRoutes } from '../src/sqlite-schema.js';
 import { SqliteStore } from '../src/sqlite-store.js';
-import type { StoreMessageResult } from '../src/store.js';
+import type { StoreMessageInput, StoreMessageResult } from '../src/store.js';
 import { removeDir, tempDir } from './helpers.js';
 
 const MAILBOXES = 4;
@@ -162,6 +162,28 @@ async function readAll(store: SqliteStore, m: number, now: number) {
   return rows.map((r) => ({ id: (r.messageId[0] as number) - 1, prelude: hex(r.prelude), records: hex(r.records) }));
 }
 
+/**
+ * What a Send stores: message `id` to each listed mailbox with its prelude, stored at `at` with
+ * the test's TTL and dedupe window.
+ */
+function input(
+  id: number,
+  routes: [mailbox: number, prelude: Uint8Array][],
+  records: Uint8Array,
+  at: number,
+  limits = LIMITS,
+): StoreMessageInput {
+  return {
+    messageId: messageId(id),
+    records,
+    deliveries: routes.map(([m, prelude]) => ({ mailbox: mailbox(m), prelude })),
+    storedAt: at,
+    expiresAt: at + TTL,
+    dedupeUntil: at + DEDUPE,
+    limits,
+  };
+}
+
 describe('SQLite store', () => {
   it('answers as a model does across sends, acks, expiry and restarts', async () => {
     await fc.assert(
@@ -178,15 +200,14 @@ describe('SQLite store', () => {
               const records = new Uint8Array(op.size).fill(byte);
               const preludes = new Map(op.routes.map((r) => [r, new Uint8Array(4 + r * 3).fill(byte ^ (r + 1))]));
               const expected = model.send(op, now, preludes, records);
-              const got = store.storeMessage({
-                messageId: messageId(op.id),
-                records,
-                deliveries: op.routes.map((r) => ({ mailbox: mailbox(r), prelude: preludes.get(r) as Uint8Array })),
-                storedAt: now,
-                expiresAt: now + TTL,
-                dedupeUntil: now + DEDUPE,
-                limits: LIMITS,
-              });
+              const got = store.storeMessage(
+                input(
+                  op.id,
+                  op.routes.map((r) => [r, preludes.get(r) as Uint8Array]),
+                  records,
+                  now,
+                ),
+              );
               const result = got instanceof Promise ? await got : got;
               expect(result.status).toBe(expected);
               if (result.status !== 'mailbox-full') await result.durable;
@@ -217,16 +238,7 @@ describe('SQLite store', () => {
   it('answers a retry of a waiting message as a duplicate even after its dedupe window, and after a restart', async () => {
     const dir = tempDir('valise-store-');
     let store = await SqliteStore.open(dir);
-    const send = (at: number) =>
-      store.storeMessage({
-        messageId: messageId(1),
-        records: new Uint8Array(10),
-        deliveries: [{ mailbox: mailbox(0), prelude: new Uint8Array(4) }],
-        storedAt: at,
-        expiresAt: at + TTL,
-        dedupeUntil: at + DEDUPE,
-        limits: LIMITS,
-      }) as StoreMessageResult;
+    const send = (at: number) => store.storeMessage(input(1, [[0, new Uint8Array(4)]], new Uint8Array(10), at)) as StoreMessageResult;
     try {
       const first = send(1000);
       expect(first.status).toBe('stored');
@@ -255,15 +267,14 @@ describe('SQLite store', () => {
       const records = new Uint8Array(50).fill(1);
       const preludes = new Map([0, 1, 2, 3].map((m) => [m, new Uint8Array(8).fill(m)]));
       expect(model.send({ kind: 'send', id, routes: [0, 1, 2, 3], size: 50 }, 1, preludes, records)).toBe('stored');
-      const r = store.storeMessage({
-        messageId: messageId(id),
-        records,
-        deliveries: [0, 1, 2, 3].map((m) => ({ mailbox: mailbox(m), prelude: preludes.get(m) as Uint8Array })),
-        storedAt: 1,
-        expiresAt: 1 + TTL,
-        dedupeUntil: 1 + DEDUPE,
-        limits: LIMITS,
-      }) as StoreMessageResult;
+      const r = store.storeMessage(
+        input(
+          id,
+          [0, 1, 2, 3].map((m) => [m, preludes.get(m) as Uint8Array]),
+          records,
+          1,
+        ),
+      ) as StoreMessageResult;
       if (r.status !== 'stored') throw new Error(r.status);
       await r.durable;
       for (const m of [2, 0]) expect(await store.ack(mailbox(m), [messageId(id)], 2)).toBe(model.ack(m, [id]));
@@ -287,27 +298,19 @@ describe('SQLite store', () => {
   it('fails every pending and later write once its writer is gone, and keeps what was committed', async () => {
     const dir = tempDir('valise-store-');
     const store = await SqliteStore.open(dir);
-    const input = (i: number) => ({
-      messageId: messageId(i),
-      records: new Uint8Array(10),
-      deliveries: [{ mailbox: mailbox(0), prelude: new Uint8Array(4) }],
-      storedAt: 1,
-      expiresAt: 1 + TTL,
-      dedupeUntil: 1 + DEDUPE,
-      limits: LIMITS,
-    });
+    const one = (i: number) => input(i, [[0, new Uint8Array(4)]], new Uint8Array(10), 1);
     try {
-      const first = store.storeMessage(input(1)) as StoreMessageResult;
+      const first = store.storeMessage(one(1)) as StoreMessageResult;
       if (first.status !== 'stored') throw new Error(first.status);
       await first.durable;
       // The writer thread is stopped (as an I/O failure that takes it down would), then a write
       // is queued before the store has heard of it: the write can never commit.
       const dying = (store as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
-      const second = store.storeMessage(input(2)) as StoreMessageResult;
+      const second = store.storeMessage(one(2)) as StoreMessageResult;
       if (second.status !== 'stored') throw new Error(second.status);
       await dying;
       await expect(second.durable).rejects.toThrow(/relay store/);
-      expect(() => store.storeMessage(input(3))).toThrow(/relay store/);
+      expect(() => store.storeMessage(one(3))).toThrow(/relay store/);
       await expect(store.flush()).rejects.toThrow(/relay store/);
       await expect(store.ack(mailbox(0), [messageId(1)], 2)).rejects.toThrow(/relay store/);
     } finally {
@@ -327,15 +330,9 @@ describe('SQLite store', () => {
     const dir = tempDir('valise-store-');
     const store = await SqliteStore.open(dir, { maxRememberedIds: 3 });
     const send = (i: number) =>
-      store.storeMessage({
-        messageId: messageId(i),
-        records: new Uint8Array(10),
-        deliveries: [{ mailbox: mailbox(i % 2), prelude: new Uint8Array(4) }],
-        storedAt: 1,
-        expiresAt: 1 + TTL,
-        dedupeUntil: 1 + DEDUPE,
-        limits: { maxMessages: 100, maxBytes: 1 << 20 },
-      }) as StoreMessageResult;
+      store.storeMessage(
+        input(i, [[i % 2, new Uint8Array(4)]], new Uint8Array(10), 1, { maxMessages: 100, maxBytes: 1 << 20 }),
+      ) as StoreMessageResult;
     try {
       // Five waiting messages: none of their ids may go, whatever the cap.
       for (let i = 0; i < 5; i++) expect(send(i).status).toBe('stored');
@@ -364,15 +361,15 @@ describe('SQLite store', () => {
     try {
       const records = new Uint8Array(300).fill(7);
       for (let i = 0; i < 3; i++) {
-        const r = store.storeMessage({
-          messageId: messageId(i),
-          records,
-          deliveries: [0, 1].map((m) => ({ mailbox: mailbox(m), prelude: new Uint8Array(10).fill(i + m) })),
-          storedAt: 1,
-          expiresAt: 1000,
-          dedupeUntil: 100,
-          limits: { maxMessages: 10, maxBytes: 1 << 20 },
-        }) as StoreMessageResult;
+        const r = store.storeMessage(
+          input(
+            i,
+            [0, 1].map((m) => [m, new Uint8Array(10).fill(i + m)]),
+            records,
+            1,
+            { maxMessages: 10, maxBytes: 1 << 20 },
+          ),
+        ) as StoreMessageResult;
         if (r.status !== 'stored') throw new Error(r.status);
         await r.durable;
       }
