@@ -311,6 +311,26 @@ function envelopeNear1KiB(sender: Device, recipient: Device): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
+/** Acks for one receiver, gathered and sent once per event-loop turn, as a client would. */
+function ackBatcher(socket: () => WebSocket): (messageId: Uint8Array) => void {
+  let pending: Uint8Array[] = [];
+  return (messageId) => {
+    pending.push(messageId);
+    if (pending.length > 1) return;
+    setImmediate(() => {
+      const messageIds = pending;
+      pending = [];
+      sendCorked(socket(), encodeRelayFrame({ type: RelayFrameType.Ack, requestId: requestIds++, messageIds }));
+    });
+  };
+}
+
+/** Throws on a relay Error frame; any other frame the caller does not handle is ignored. */
+function failOnError(data: Buffer): void {
+  const f = decodeRelayFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  if (f.type === RelayFrameType.Error) throw new Error(`relay error ${f.code}: ${f.message}`);
+}
+
 /** Opens a socket and attaches `onMessage` before the upgrade completes (no frame can be missed). */
 function openWs(url: string, headers: Record<string, string>, onMessage: (data: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -422,13 +442,11 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
   };
   const receiverSockets: WebSocket[] = [];
   for (const [i, r] of receivers.entries()) {
-    let pending: Uint8Array[] = [];
-    let scheduled = false;
+    const ack = ackBatcher(() => ws);
     const ws = await connectRelay(port, r, (data) => {
       if (!startsWith(data, DELIVER_HEAD)) {
         if (startsWith(data, OK_HEAD)) return; // the answer to an Ack
-        const f = decodeRelayFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        if (f.type === RelayFrameType.Error) throw new Error(`relay error ${f.code}: ${f.message}`);
+        failOnError(data);
         return;
       }
       const at = now();
@@ -437,16 +455,7 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
       if (sentAt === undefined) throw new Error('a Deliver for a message id this benchmark did not send (or twice)');
       recorder.record(sentAt, at);
       sentAtByMessageId.delete(k);
-      pending.push(new Uint8Array(data.subarray(8, 24)));
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          const ids = pending;
-          pending = [];
-          sendCorked(ws, encodeRelayFrame({ type: RelayFrameType.Ack, requestId: requestIds++, messageIds: ids }));
-        });
-      }
+      ack(new Uint8Array(data.subarray(8, 24)));
     });
     receiverSockets[i] = ws;
   }
@@ -454,8 +463,7 @@ async function relayPairs(port: number, senders: Device[], receivers: Device[], 
   for (const [i, s] of senders.entries()) {
     senderSockets[i] = await connectRelay(port, s, (data) => {
       if (!startsWith(data, STORED_HEAD)) {
-        const f = decodeRelayFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        if (f.type === RelayFrameType.Error) throw new Error(`relay error ${f.code}: ${f.message}`);
+        failOnError(data);
         return;
       }
       pairs.onAck(i);
@@ -479,23 +487,13 @@ async function floorPairs(port: number, receivers: Device[], envelopes: Uint8Arr
   const pairs: Pairs = { send: () => {}, onAck: () => {}, recorder, close: async () => {} };
   const receiverSockets: WebSocket[] = [];
   for (let i = 0; i < receivers.length; i++) {
-    let pending: Uint8Array[] = [];
-    let scheduled = false;
+    const ack = ackBatcher(() => ws);
     const ws = await openWs(`ws://127.0.0.1:${port}/?role=r&i=${i}`, {}, (data) => {
       const at = now();
       const k = data.toString('latin1', SEND_ID_OFFSET, SEND_ID_OFFSET + 16);
       recorder.record(sentAtByClientId.get(k) as number, at);
       sentAtByClientId.delete(k);
-      pending.push(new Uint8Array(data.subarray(SEND_ID_OFFSET, SEND_ID_OFFSET + 16)));
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(() => {
-          scheduled = false;
-          const ids = pending;
-          pending = [];
-          sendCorked(ws, encodeRelayFrame({ type: RelayFrameType.Ack, requestId: requestIds++, messageIds: ids }));
-        });
-      }
+      ack(new Uint8Array(data.subarray(SEND_ID_OFFSET, SEND_ID_OFFSET + 16)));
     });
     receiverSockets[i] = ws;
   }
