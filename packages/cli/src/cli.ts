@@ -63,16 +63,8 @@ export const processIo: CliIo = {
   },
   stdinIsTTY: process.stdin.isTTY === true,
   env: process.env,
-  untilSignal: () =>
-    new Promise((resolve) => {
-      const stop = () => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-    }),
+  // Only `relay serve` waits for a signal, and it loads the relay anyway; other commands do not.
+  untilSignal: () => import('./relay-serve.js').then((m) => m.untilStopSignal()),
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import { backupRelay, type RunningRelay, readOrgRootPublicKey, restoreRelay, sta
 import { pino } from 'pino';
 import { CliError, ExitCode, usageError } from './errors.js';
 
+export { untilStopSignal } from '@valise/relay';
+
 export interface RelayServeOptions {
   data: string;
   orgRoot: string;

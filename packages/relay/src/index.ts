@@ -5,7 +5,7 @@
  */
 export { type AuthResult, ChallengeTable } from './auth.js';
 export { backupRelay, restoreRelay } from './backup.js';
-export { RELAY_USAGE, type RelayMainIo, readOrgRootPublicKey, relayMain, serveFromArgs } from './main.js';
+export { RELAY_USAGE, type RelayMainIo, readOrgRootPublicKey, relayMain, serveFromArgs, untilStopSignal } from './main.js';
 export { type ControlEvent, type DeliveryNote, InProcessNotifier, type Notifier } from './notifier.js';
 export { DEFAULT_LIMITS, type RelayLimits, type RelayOptions } from './options.js';
 export { type RunningRelay, startRelay } from './server.js';

@@ -98,6 +98,19 @@ export async function serveFromArgs(args: string[]): Promise<RunningRelay> {
   });
 }
 
+/** Resolves at the first SIGINT or SIGTERM (an operator's Ctrl-C or a service manager's stop). */
+export function untilStopSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 /** Runs one relay command; resolves with the process exit code. */
 export async function relayMain(argv: string[], io: RelayMainIo = defaultIo): Promise<number> {
   const [command, ...rest] = argv;
@@ -105,15 +118,7 @@ export async function relayMain(argv: string[], io: RelayMainIo = defaultIo): Pr
     switch (command) {
       case 'serve': {
         const relay = await serveFromArgs(rest);
-        await new Promise<void>((resolve) => {
-          const stop = () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            resolve();
-          };
-          process.on('SIGINT', stop);
-          process.on('SIGTERM', stop);
-        });
+        await untilStopSignal();
         await relay.close();
         return 0;
       }
