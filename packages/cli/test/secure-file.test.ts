@@ -127,6 +127,8 @@ describe('encrypted files', () => {
     expect(codeOf(() => openFile(f, FilePurpose.Item, () => k2))).toBe('wrong-key');
   });
 
+  // Mutations that keep the header reach scrypt, once per distinct salt and parameters: seconds of
+  // work, more on a loaded machine than the default 5 s allow (it once took 10 s in CI).
   it('random bytes and random mutations only ever give a typed error', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
@@ -159,7 +161,7 @@ describe('encrypted files', () => {
       }),
       { numRuns: 100 },
     );
-  });
+  }, 60_000);
 });
 
 describe('atomic writes', () => {
